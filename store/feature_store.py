@@ -185,7 +185,7 @@ class FeatureStore:
         """Start (re)writing a video. A complete video keeps its shots and other encoders'
         features; anything else under this id is stale and is removed first."""
         videos = self.root.require_group("videos")
-        existing = videos[video_id] if video_id in videos else None
+        existing = videos.get(video_id)
         if existing is not None and existing.attrs.get("status") == COMPLETE:
             return VideoWriter(existing, fresh=False)  # type: ignore[arg-type]
         if existing is not None:
