@@ -214,6 +214,12 @@ class VideoWriter:
         self.fresh = fresh
         self._frames: zarr.Array | None = None
 
+    def abort(self) -> None:
+        """Undo what this writer added to a video that was already complete."""
+        if not self.fresh and self._frames is not None:
+            del self.group["frames"]
+            self._frames = None
+
     def existing_shots(self) -> np.ndarray | None:
         """Shots of a video already complete for another encoder: reuse, never redetect."""
         return None if self.fresh else self.group["shots"][:]

@@ -1,0 +1,90 @@
+"""`storyline extract`: videos or a manifest -> shots and features in a store."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..store import FeatureStore, StoreError
+from .encoder import EncoderError, load_encoder
+from .manifest import ManifestEntry, ManifestError, entries_for_paths, read_manifest
+from .pipeline import ExtractionSettings
+from .run import RunSummary, extract_all
+from .shots import DETECTORS
+
+EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def add_extraction_options(parser: argparse.ArgumentParser) -> None:
+    """Options shared by every command that extracts (here, and on Ray)."""
+    parser.add_argument("videos", nargs="*", help="video paths (or use --manifest)")
+    parser.add_argument("--store", required=True, help="Zarr store: local path or fsspec URL")
+    parser.add_argument("--manifest", help="text file (a path per line) or CSV manifest")
+    parser.add_argument(
+        "--encoder", help="encoder name in the store (default: 'random', or the checkpoint's stem)"
+    )
+    parser.add_argument("--checkpoint", help="encoder checkpoint (.pt); none = seeded random")
+    parser.add_argument(
+        "--input-size", type=int, help="encoder input size for the random encoder (default 224)"
+    )
+    parser.add_argument("--frames", action="store_true", help="also store the sampled frames")
+    parser.add_argument("--detector", choices=DETECTORS, default=ExtractionSettings.detector)
+    parser.add_argument("--threshold", type=float, help="detector threshold (scenedetect's)")
+    parser.add_argument("--min-shot-frames", type=int, default=ExtractionSettings.min_shot_frames)
+    parser.add_argument("--device", help="torch device for the encoder (default: cuda if any)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def entries_from_args(args: argparse.Namespace) -> list[ManifestEntry]:
+    if bool(args.manifest) == bool(args.videos):
+        raise ManifestError("give either video paths or --manifest, not both or neither")
+    return read_manifest(args.manifest) if args.manifest else entries_for_paths(args.videos)
+
+
+def settings_from_args(args: argparse.Namespace) -> ExtractionSettings:
+    return ExtractionSettings(
+        detector=args.detector,
+        threshold=args.threshold,
+        min_shot_frames=args.min_shot_frames,
+        store_frames=args.frames,
+    )
+
+
+def print_summary(summary: RunSummary, store_url: str) -> None:
+    skipped = summary.count("skipped")
+    print(
+        f"{summary.count('complete')} complete, {skipped} skipped (already complete), "
+        f"{summary.count('failed')} failed; {summary.frames} frames in {summary.seconds:.1f} s "
+        f"-> {store_url}"
+    )
+    for outcome in summary.failed:
+        print(f"failed {outcome.video_id}: {outcome.error}")
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        entries = entries_from_args(args)
+        encoder = load_encoder(
+            args.encoder, args.checkpoint, input_size=args.input_size, device=args.device
+        )
+        store = FeatureStore(args.store)
+        store.check_encoder(encoder.name, encoder.id)
+    except (ManifestError, EncoderError, StoreError) as exc:
+        print(f"storyline extract: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    complete = sum(store.is_complete(e.id, encoder.name) for e in entries)
+    if complete:
+        print(f"skipping {complete} of {len(entries)} videos: already complete", file=sys.stderr)
+    summary = extract_all(
+        entries, store, encoder, settings_from_args(args), progress=not args.quiet
+    )
+    print_summary(summary, store.url)
+    return EXIT_SOME_FAILED if summary.failed else EXIT_OK
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "extract", help="extract per-shot features of videos into a store"
+    )
+    add_extraction_options(parser)
+    parser.set_defaults(func=run)
