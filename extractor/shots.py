@@ -80,9 +80,10 @@ def sample_positions(start: int, end: int, m: int = 3) -> np.ndarray:
 class ShotBuffer:
     """Frames of the shot in progress, bounded: memory never grows with shot length.
 
-    Every frame is appended; past ``capacity`` the older frames are thinned to a grid of
-    doubling stride, while the newest ``tail`` frames (the detector's reporting lag) are
-    always kept, so a late-reported cut can still hand them to the next shot.
+    Frames older than the newest ``tail`` (the detector's reporting lag, kept whole so a
+    late-reported cut can hand them to the next shot) are kept on a grid of stride 1, 2,
+    4...: the stride doubles whenever the buffer would pass ``capacity``, so the kept frames
+    stay evenly spread over the shot, at most ``2 * length / (capacity - tail)`` apart.
     """
 
     def __init__(self, *, capacity: int = 48, tail: int = 8) -> None:
@@ -100,13 +101,19 @@ class ShotBuffer:
     def add(self, index: int, frame: np.ndarray) -> None:
         self._indices.append(index)
         self._frames.append(frame)
+        leaving = len(self._indices) - self.tail - 1  # the frame that just left the tail
+        if leaving >= 0 and not self._on_grid(self._indices[leaving]):
+            del self._indices[leaving], self._frames[leaving]
         if len(self._indices) > self.capacity:
             self._stride *= 2
             cut = len(self._indices) - self.tail
-            keep = [i for i in range(cut) if (self._indices[i] - self._start) % self._stride == 0]
+            keep = [i for i in range(cut) if self._on_grid(self._indices[i])]
             keep += range(cut, len(self._indices))
             self._indices = [self._indices[i] for i in keep]
             self._frames = [self._frames[i] for i in keep]
+
+    def _on_grid(self, index: int) -> bool:
+        return (index - self._start) % self._stride == 0
 
     def close(self, cut: int, m: int) -> np.ndarray:
         """End the shot at ``cut``: return its m sampled frames, keep frames >= cut."""

@@ -1,0 +1,38 @@
+"""Shot detection on real footage with published cut lists (../shared/data).
+
+Skipped where that folder is absent: users of storyline do not have it.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from storyline.extractor.pipeline import ExtractionSettings, extract_video
+
+from .conftest import SHARED_DATA
+
+pytestmark = pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="needs ../shared/data")
+CUTS = json.loads((SHARED_DATA / "cuts.json").read_text()) if SHARED_DATA.is_dir() else {}
+CLIPS = sorted(k for k in CUTS if not k.startswith("_"))
+
+
+def _near(value: int, targets: list[int]) -> bool:
+    return any(abs(value - t) <= 1 for t in targets)
+
+
+@pytest.mark.parametrize("detector", ["adaptive", "content"])
+@pytest.mark.parametrize("name", CLIPS)
+def test_hard_cuts_found_on_real_clips(name, detector, encoder):
+    truth = CUTS[name]
+    result = extract_video(str(SHARED_DATA / name), encoder, ExtractionSettings(detector=detector))
+    found = result.shots[1:, 0].tolist()
+    assert result.meta.frame_count == truth["frames"]
+    assert result.shots[-1, 1] == truth["frames"]
+    missed = [c for c in truth["hard_cuts"] if not _near(c, found)]
+    assert not missed, f"missed hard cuts {missed}; found {found}"
+    ignorable = truth["hard_cuts"] + truth.get("also_detected", [])
+    spurious = [c for c in found if not _near(c, ignorable)]
+    assert len(spurious) <= 2, f"spurious cuts {spurious}"
+    assert np.isfinite(result.features).all()
