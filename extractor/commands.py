@@ -9,6 +9,7 @@ from ..store import FeatureStore, StoreError
 from .encoder import EncoderError, load_encoder
 from .manifest import ManifestEntry, ManifestError, entries_for_paths, read_manifest
 from .pipeline import ExtractionSettings
+from .ray_runner import add_ray_options, run_command
 from .run import RunSummary, extract_all
 from .shots import DETECTORS
 
@@ -72,6 +73,8 @@ def run(args: argparse.Namespace) -> int:
     except (ManifestError, EncoderError, StoreError) as exc:
         print(f"storyline extract: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    if not args.no_ray:  # as a Ray job; the encoder above was loaded only to check it
+        return run_command(args, entries, settings_from_args(args))
     complete = sum(store.is_complete(e.id, encoder.name) for e in entries)
     if complete:
         print(f"skipping {complete} of {len(entries)} videos: already complete", file=sys.stderr)
@@ -87,4 +90,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "extract", help="extract per-shot features of videos into a store"
     )
     add_extraction_options(parser)
+    add_ray_options(parser)
     parser.set_defaults(func=run)

@@ -55,10 +55,24 @@ def video_summary(store: FeatureStore, video_id: str) -> dict[str, Any]:
     return result
 
 
+def job_summary(store: FeatureStore, job_id: str) -> dict[str, Any]:
+    """A job's record, with every failed video and its reason."""
+    from .jobs import read_job, read_videos
+
+    record = read_job(store.url, job_id)
+    total, failed = read_videos(store.url, job_id, status="failed", limit=1_000_000)
+    return {**record, "failed_videos": failed}
+
+
 def run(args: argparse.Namespace) -> int:
     try:
         store = FeatureStore(args.store, mode="r")
-        summary = video_summary(store, args.video_id) if args.video_id else store_summary(store)
+        if args.job:
+            summary = job_summary(store, args.job)
+        elif args.video_id:
+            summary = video_summary(store, args.video_id)
+        else:
+            summary = store_summary(store)
     except StoreError as exc:
         print(f"storyline info: error: {exc}", file=sys.stderr)
         return 2
@@ -70,4 +84,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("info", help="what a store holds, as JSON")
     parser.add_argument("--store", required=True)
     parser.add_argument("video_id", nargs="?", help="one video's attributes and arrays")
+    parser.add_argument("--job", help="one job's record: progress and failed videos")
     parser.set_defaults(func=run)
