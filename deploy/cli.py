@@ -13,6 +13,7 @@ import sys
 COMMAND_MODULES = (
     "storyline.extractor.commands",  # extract
     "storyline.store.commands",  # info
+    "storyline.deploy.serve",  # serve
     "storyline.trainers.encoder_commands",  # encoder, retrieve, response
 )
 

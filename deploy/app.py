@@ -1,0 +1,83 @@
+"""The storyline API: submit extraction jobs to Ray and poll their progress from the store.
+
+``create_app`` wires settings, routers and the Ray connection; with no Ray address it
+starts a local Ray head (with its job server) for the app's lifetime, so one machine runs
+the whole thing end to end.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import Depends, FastAPI
+
+from .deps import RayJobs, Roots, require_token
+from .jobs_routes import router as jobs_router
+from .ops_routes import health, metrics
+from .settings import ServiceSettings
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_local_ray() -> str:
+    """A local Ray head with its dashboard (the job server) on loopback; its URL."""
+    import ray
+
+    context = ray.init(
+        address="local",
+        include_dashboard=True,
+        dashboard_host="127.0.0.1",
+        dashboard_port=_free_port(),
+        log_to_driver=False,
+    )
+    return f"http://{context.dashboard_url}"
+
+
+def connect(address: str, *, ttl: float, attempts: int = 30) -> RayJobs:
+    """The job client, retried while a just-started dashboard comes up."""
+    for attempt in range(attempts):
+        try:
+            return RayJobs(address, ttl=ttl)
+        except (ConnectionError, RuntimeError):
+            if attempt == attempts - 1:
+                raise
+            time.sleep(1.0)
+    raise AssertionError("unreachable")
+
+
+def create_app(settings: ServiceSettings) -> FastAPI:
+    roots = Roots(settings.roots)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        started_ray = settings.ray_address is None
+        address = start_local_ray() if started_ray else str(settings.ray_address)
+        app.state.ray = connect(address, ttl=settings.ray_status_ttl_s)
+        try:
+            yield
+        finally:
+            app.state.ray = None
+            if started_ray:
+                import ray
+
+                ray.shutdown()
+
+    app = FastAPI(
+        title="storyline",
+        summary="Per-shot feature extraction jobs on Ray, with progress from the Zarr store",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.roots = roots
+    app.state.ray = None
+    app.include_router(health)
+    app.include_router(metrics)
+    app.include_router(jobs_router, dependencies=[Depends(require_token)])
+    return app

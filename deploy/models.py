@@ -1,0 +1,81 @@
+"""Request and response bodies of the API, kept apart from the store's job records."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+JOB_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$"
+State = Literal["pending", "running", "succeeded", "failed", "cancelled"]
+VideoStatus = Literal["pending", "running", "complete", "failed"]
+
+
+class JobRequest(BaseModel):
+    """A job to submit. Paths must lie within the server's roots; no command is accepted."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    manifest: str = Field(min_length=1, description="manifest path or URL")
+    store: str = Field(min_length=1, description="Zarr store path or URL")
+    encoder: str = Field(default="random", pattern=r"^[A-Za-z0-9._-]{1,64}$")
+    checkpoint: str | None = Field(default=None, description="encoder checkpoint path")
+    job_id: str | None = Field(default=None, pattern=JOB_ID_PATTERN)
+    num_gpus: float | None = Field(default=None, ge=0, le=8, description="GPU share per actor")
+    workers: int | None = Field(default=None, ge=1, le=10_000)
+    input_size: int | None = Field(default=None, ge=32, le=512, description="random encoder")
+
+
+class JobCreated(BaseModel):
+    id: str
+
+
+class Counts(BaseModel):
+    pending: int = 0
+    running: int = 0
+    complete: int = 0
+    failed: int = 0
+
+
+class JobProgress(BaseModel):
+    """A job as the store's record and Ray's job status describe it."""
+
+    id: str
+    state: State
+    ray_status: str | None = None  # PENDING, RUNNING, STOPPED, SUCCEEDED, FAILED
+    counts: Counts = Counts()
+    n_videos: int | None = None
+    shots: int = 0
+    frames: int = 0
+    frames_per_s: float = 0.0
+    eta_s: float | None = None
+    manifest: str | None = None
+    store: str | None = None
+    encoder: dict[str, str] | None = None
+    started: float | None = None
+    ended: float | None = None
+    updated: float | None = None
+
+
+class JobList(BaseModel):
+    jobs: list[JobProgress]
+
+
+class Video(BaseModel):
+    id: str
+    source: str
+    status: VideoStatus
+    error: str | None = None
+
+
+class VideoPage(BaseModel):
+    total: int
+    offset: int
+    limit: int
+    videos: list[Video]
+
+
+class Cancelled(BaseModel):
+    id: str
+    ray_status: str | None
+    stopping: bool
