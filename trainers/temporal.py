@@ -1,0 +1,370 @@
+"""Next-shot prediction (paper 4.2, 5.3): an LSTM over m shots scores n candidates.
+
+Model: LSTM (hidden 256) over the m given shot features; its last state is repeated per
+candidate and concatenated with the candidate's feature (n x 1280); a stack of 1x1
+convolutions maps each to a score; softmax and cross-entropy on the true candidate.
+Baseline: cosine between the mean of the given shots and each candidate.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from ..store import FeatureStore
+from .checkpoint import check_checkpoint_encoder, load_checkpoint, save_checkpoint
+from .data import ShotTable, TrainerError, check_encoder
+from .questions import QuestionConfig, QuestionSet
+
+KIND = "temporal"
+
+
+@dataclass(frozen=True)
+class TemporalConfig:
+    """The model's shape; saved in checkpoints so it can be rebuilt exactly."""
+
+    feature_dim: int = 1024  # D: shot feature size (BN-Inception global pool)
+    hidden: int = 256  # LSTM state size (paper: 256)
+    conv_channels: tuple[int, ...] = (256, 64)  # widths of the 1x1 convs before the score
+    dropout: float = 0.1  # dropout after each hidden 1x1 conv
+
+
+@dataclass(frozen=True)
+class TemporalTrainConfig:
+    """Optimization settings; small defaults train in about a minute on CPU."""
+
+    steps: int = 1500  # optimizer steps in total (a resumed run continues to this)
+    batch_size: int = 64  # questions per step
+    lr: float = 1e-3  # peak learning rate (AdamW)
+    min_lr: float = 1e-4  # learning rate at the end of the cosine decay
+    warmup: int = 50  # steps of linear warm-up
+    weight_decay: float = 1e-4  # AdamW weight decay
+    eval_interval: int = 250  # steps between validation passes (and checkpoint saves)
+    eval_questions: int = 4096  # validation questions scored at each pass (0 = all)
+    seed: int = 0  # model init and batch order; batch at step s depends only on (seed, s)
+
+
+class NextShotModel(nn.Module):
+    """Scores n candidate next shots given m context shots."""
+
+    def __init__(self, config: TemporalConfig) -> None:
+        super().__init__()
+        self.config = config
+        d = config.feature_dim
+        # input standardization, fitted on the training movies (raw encoder scale is arbitrary)
+        self.register_buffer("feature_mean", torch.zeros(d))
+        self.register_buffer("feature_std", torch.ones(d))
+        self.lstm = nn.LSTM(d, config.hidden, batch_first=True)
+        widths = [config.hidden + d, *config.conv_channels, 1]
+        pairs = zip(widths[:-1], widths[1:], strict=True)
+        self.convs = nn.ModuleList(nn.Conv1d(a, b, 1) for a, b in pairs)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def set_feature_stats(self, mean: torch.Tensor, std: torch.Tensor) -> None:
+        self.feature_mean.copy_(mean)
+        self.feature_std.copy_(std)
+
+    def forward(
+        self,
+        context: torch.Tensor,
+        candidates: torch.Tensor,
+        targets: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        h = self.config.hidden
+        context = (context - self.feature_mean) / self.feature_std  # B x m x D
+        candidates = (candidates - self.feature_mean) / self.feature_std  # B x n x D
+        _, (state, _) = self.lstm(context)  # 1 x B x H
+        # First 1x1 conv over [state; candidate] (B x (H + D) x n), computed as W_s state +
+        # W_c candidate: the same numbers without building the repeated n x 1280 input,
+        # and the state's part once per question instead of once per candidate.
+        first = self.convs[0]
+        weight = first.weight.squeeze(2)  # C1 x (H + D)
+        x = F.linear(candidates, weight[:, h:], first.bias)  # B x n x C1
+        x = x + F.linear(state[-1], weight[:, :h])[:, None, :]  # B x n x C1
+        for conv in self.convs[1:]:
+            x = self.dropout(F.relu(x))
+            x = F.linear(x, conv.weight.squeeze(2), conv.bias)  # B x n x C (1x1 conv)
+        scores = x.squeeze(2)  # B x n
+        loss = F.cross_entropy(scores, targets) if targets is not None else None
+        return scores, loss
+
+
+def cosine_baseline(context: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
+    """(B, n) cosine between the mean of the given shots and each candidate."""
+    mean = context.mean(dim=1, keepdim=True)  # B x 1 x D
+    return F.cosine_similarity(mean, candidates, dim=2, eps=1e-8)
+
+
+@dataclass
+class QuestionRows:
+    """A question set as rows of a ShotTable: a batch is one gather, no lookups."""
+
+    context: torch.Tensor  # (q, m) int32 rows of the given shots
+    candidates: torch.Tensor  # (q, n) int32 rows of the candidates
+    answer: torch.Tensor  # (q,) int64 index of the true candidate
+
+    @classmethod
+    def build(cls, qset: QuestionSet, table: ShotTable) -> QuestionRows:
+        if table.video_ids != qset.videos:
+            raise ValueError("the shot table must hold the question set's movies, in order")
+        m = qset.config.context
+        offsets = table.offsets
+        context = (offsets[qset.video] + qset.target - m)[:, None] + np.arange(m)[None, :]
+        candidates = offsets[qset.cand_video] + qset.cand_shot
+        return cls(
+            torch.from_numpy(context.astype(np.int32)),
+            torch.from_numpy(candidates.astype(np.int32)),
+            torch.from_numpy(qset.answer.astype(np.int64)),
+        )
+
+
+def get_batch(
+    table: ShotTable, rows: QuestionRows, idx: np.ndarray | torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(context B x m x D, candidates B x n x D, targets B) of questions ``idx``."""
+    idx = torch.as_tensor(idx, dtype=torch.long)
+    return (
+        table.gather(rows.context[idx]),
+        table.gather(rows.candidates[idx]),
+        rows.answer[idx],
+    )
+
+
+def lr_at(step: int, config: TemporalTrainConfig) -> float:
+    """Linear warm-up, then cosine decay to min_lr."""
+    if step < config.warmup:
+        return config.lr * (step + 1) / config.warmup
+    progress = min(1.0, (step - config.warmup) / max(1, config.steps - config.warmup))
+    return config.min_lr + 0.5 * (1 + math.cos(math.pi * progress)) * (config.lr - config.min_lr)
+
+
+@torch.no_grad()
+def evaluate(
+    model: NextShotModel | None,
+    table: ShotTable,
+    rows: QuestionRows,
+    idx: np.ndarray,
+    *,
+    batch_size: int = 512,
+) -> dict[str, float]:
+    """Accuracy of the model (when given) and of the cosine baseline on questions idx."""
+    if model is not None:
+        was_training = model.training
+        model.eval()
+    right = right_base = 0
+    for start in range(0, len(idx), batch_size):
+        context, candidates, targets = get_batch(table, rows, idx[start : start + batch_size])
+        right_base += int((cosine_baseline(context, candidates).argmax(1) == targets).sum())
+        if model is not None:
+            scores, _ = model(context, candidates)
+            right += int((scores.argmax(1) == targets).sum())
+    if model is not None and was_training:
+        model.train()
+    n = max(len(idx), 1)
+    out = {"baseline_accuracy": right_base / n, "questions": len(idx)}
+    if model is not None:
+        out["accuracy"] = right / n
+    return out
+
+
+@dataclass
+class TemporalData:
+    """A question set's movies read once from the store, and its questions as rows."""
+
+    qset: QuestionSet
+    table: ShotTable
+    rows: QuestionRows
+    encoder: str = ""
+    encoder_id: str = ""
+    read_seconds: float = field(default=0.0)
+
+    @classmethod
+    def from_store(
+        cls, store: FeatureStore, encoder: str, qset: QuestionSet, *, progress: bool = True
+    ) -> TemporalData:
+        encoder_id = check_encoder(store, encoder)
+        have = set(store.video_ids(encoder=encoder))
+        lacking = [v for v in qset.videos if v not in have]
+        if lacking:
+            raise TrainerError(
+                f"{len(lacking)} of the {len(qset.videos)} movies of question set "
+                f"{qset.name!r} have no features of encoder {encoder!r} (e.g. {lacking[0]!r}): "
+                f"extract them with --encoder {encoder}, or rebuild the questions"
+            )
+        t0 = time.perf_counter()
+        table = ShotTable.from_store(store, encoder, qset.videos, progress=progress)
+        return cls(qset, table, QuestionRows.build(qset, table), encoder, encoder_id,
+                   time.perf_counter() - t0)
+
+    @classmethod
+    def from_arrays(cls, qset: QuestionSet, arrays: dict[str, np.ndarray]) -> TemporalData:
+        table = ShotTable.from_arrays({v: arrays[v] for v in qset.videos})
+        return cls(qset, table, QuestionRows.build(qset, table))
+
+
+def new_model(config: TemporalConfig, data: TemporalData) -> NextShotModel:
+    model = NextShotModel(config)
+    train_videos = [i for i, v in enumerate(data.qset.videos) if data.qset.splits[v] == "train"]
+    model.set_feature_stats(*data.table.stats(train_videos))
+    return model
+
+
+def train(
+    data: TemporalData,
+    *,
+    model_config: TemporalConfig = TemporalConfig(),
+    train_config: TemporalTrainConfig = TemporalTrainConfig(),
+    out: str | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    log: Callable[[str], None] | None = None,
+) -> tuple[NextShotModel, dict[str, Any]]:
+    """Train on the training movies' questions, validating on the validation movies'.
+
+    The checkpoint at ``out`` is written at every validation pass and at the end; with
+    ``resume`` a run continues from it to ``train_config.steps``.
+    """
+    qset = data.qset
+    train_idx, val_idx = qset.indices("train"), qset.indices("val")
+    if not len(train_idx):
+        raise TrainerError(f"question set {qset.name!r} has no training questions: "
+                           "the store needs movies in the train split")
+    torch.manual_seed(train_config.seed)
+    model = new_model(model_config, data)
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=train_config.lr, weight_decay=train_config.weight_decay
+    )
+    step, best_val = 0, -1.0
+    if resume and out is not None:
+        try:
+            ckpt = load_checkpoint(out, KIND)
+        except TrainerError:
+            ckpt = None  # nothing to resume yet: start fresh
+        if ckpt is not None:
+            check_checkpoint_encoder(ckpt, out, data.encoder, data.encoder_id)
+            if ckpt["questions"] != qset.name:
+                raise TrainerError(f"{out} was trained on questions {ckpt['questions']!r}, "
+                                   f"not {qset.name!r}: resume with the same settings")
+            model = NextShotModel(_model_config(ckpt))
+            model.load_state_dict(ckpt["model"])
+            optimizer = torch.optim.AdamW(model.parameters(), lr=train_config.lr,
+                                          weight_decay=train_config.weight_decay)
+            optimizer.load_state_dict(ckpt["optimizer"])
+            step, best_val = int(ckpt["step"]), float(ckpt.get("best_val", -1.0))
+    rng = np.random.default_rng([train_config.seed, 1])
+    val_probe = val_idx
+    if train_config.eval_questions and len(val_idx) > train_config.eval_questions:
+        val_probe = np.sort(rng.choice(val_idx, train_config.eval_questions, replace=False))
+
+    def checkpoint(at: int) -> None:
+        if out is not None:
+            save_checkpoint(out, KIND, {
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "config": asdict(model.config),
+                "train_config": asdict(train_config),
+                "step": at,
+                "best_val": best_val,
+                "encoder": data.encoder,
+                "encoder_id": data.encoder_id,
+                "questions": qset.name,
+                "question_config": asdict(qset.config),
+            })
+
+    model.train()
+    bar = tqdm(total=train_config.steps, initial=step, desc=f"train temporal {qset.name}",
+               unit="step", file=sys.stderr, disable=not progress)
+    t0, seen = time.perf_counter(), 0
+    while step < train_config.steps:
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(step, train_config)
+        batch = np.random.default_rng([train_config.seed, 2, step]).choice(
+            train_idx, train_config.batch_size
+        )
+        _, loss = model(*get_batch(data.table, data.rows, batch))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        step += 1
+        seen += len(batch)
+        bar.update(1)
+        if step % train_config.eval_interval == 0 or step == train_config.steps:
+            if len(val_probe):
+                val = evaluate(model, data.table, data.rows, val_probe)["accuracy"]
+                best_val = max(best_val, val)
+                bar.set_postfix(loss=f"{loss.item():.3f}", val=f"{val:.3f}")
+                if log is not None:
+                    log(f"step {step}: loss {loss.item():.4f}, val accuracy {val:.4f}")
+            checkpoint(step)
+    bar.close()
+    elapsed = time.perf_counter() - t0
+    metrics: dict[str, Any] = {
+        "setting": qset.config.setting,
+        "questions": int(len(train_idx)),
+        "steps": step,
+        "questions_per_s": seen / elapsed if elapsed > 0 else None,
+    }
+    if len(val_idx):
+        val = evaluate(model, data.table, data.rows, val_idx)
+        metrics.update({"val_accuracy": val["accuracy"],
+                        "val_baseline_accuracy": val["baseline_accuracy"],
+                        "val_questions": val["questions"]})
+    metrics["chance"] = 1.0 / qset.config.choices
+    metrics["skipped_movies"] = len(qset.skipped)
+    return model, metrics
+
+
+def _model_config(ckpt: dict[str, Any]) -> TemporalConfig:
+    raw = dict(ckpt["config"])
+    return TemporalConfig(**{**raw, "conv_channels": tuple(raw["conv_channels"])})
+
+
+def load_model(path: str, encoder: str, encoder_id: str) -> tuple[NextShotModel, dict[str, Any]]:
+    """A trained model from its checkpoint, refusing another model's or encoder's."""
+    ckpt = load_checkpoint(path, KIND)
+    check_checkpoint_encoder(ckpt, path, encoder, encoder_id)
+    model = NextShotModel(_model_config(ckpt))
+    model.load_state_dict(ckpt["model"])
+    model.eval()
+    return model, ckpt
+
+
+def question_config_for(ckpt: dict[str, Any], setting: str, *, seed: int | None = None,
+                        choices: int | None = None) -> QuestionConfig:
+    """The test questions matching a checkpoint: its m, n and seed unless overridden."""
+    base = dict(ckpt["question_config"])
+    base["setting"] = setting
+    if seed is not None:
+        base["seed"] = seed
+    if choices is not None:
+        base["choices"] = choices
+    return QuestionConfig(**base)
+
+
+def score_split(model: NextShotModel, data: TemporalData, *, split: str = "test") -> dict:
+    """The eval command's metrics: model and baseline accuracy on one split's questions."""
+    idx = data.qset.indices(split)
+    if not len(idx):
+        raise TrainerError(f"question set {data.qset.name!r} has no {split} questions: the "
+                           f"store needs movies in the {split} split")
+    res = evaluate(model, data.table, data.rows, idx)
+    return {
+        "setting": data.qset.config.setting,
+        "accuracy": res["accuracy"],
+        "baseline_accuracy": res["baseline_accuracy"],
+        "chance": 1.0 / data.qset.config.choices,
+        "questions": res["questions"],
+        "split": split,
+        "encoder": data.encoder,
+        "skipped_movies": len(data.qset.skipped),
+    }
