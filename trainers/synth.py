@@ -1,0 +1,783 @@
+"""Synthetic movies, trailers and a MovieQA-style QA set with known cuts and planted structure.
+
+There is no LSMTD or MovieQA data on our machines, so the trainers prove that they learn on
+videos whose answers we planted:
+
+- Cuts: hard cuts only, at known frames (``cuts.json``); every shot differs from its
+  neighbours in hue, saturation and brightness by far more than scenedetect's threshold,
+  while motion inside a shot (pan, moving actor, drifting prop, sensor noise) stays small.
+- Tags: a genre sets the palette and background texture of a scene; a plot keyword puts
+  its own glyph (shape, colour and inner pattern) in a scene. A trailer shows shots of its
+  film, so trailer and movie share tags.
+- Temporal order: every shot has a camera set-up ("role") whose layout, palette swap and
+  brightness are the same in every film. Dialogue scenes alternate two set-ups (shot,
+  reverse, shot, ...); story scenes follow one progression shared by all films
+  (establishing, approach, closeup, clash, aftermath); montages are random. So the next
+  shot follows from the last ones, not from the mean of the context.
+- QA: clips are scenes cut from the movies; questions ask for the scene's genre or the
+  object in it, so the right answer is what the clip shows.
+
+Everything is a pure function of the seed: per-film random streams, so a film does not
+change when more films are asked for.
+"""
+
+from __future__ import annotations
+
+import colorsys
+import csv
+import json
+import math
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from functools import lru_cache
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from ..extractor.manifest import CSV_COLUMNS, safe_id
+from ..extractor.video_writer import write_video
+
+__all__ = [
+    "GENRES",
+    "KEYWORDS",
+    "ROLES",
+    "Shot",
+    "SynthConfig",
+    "SynthSummary",
+    "Title",
+    "cut_score",
+    "make_synthetic",
+    "plan_movie",
+    "plan_title",
+    "plan_trailer",
+    "render_shots",
+    "tokenize",
+]
+
+
+@dataclass(frozen=True)
+class Genre:
+    """How a genre looks: two hues (OpenCV units, 0-180), saturation, brightness, texture."""
+
+    hues: tuple[float, float]
+    sat: float
+    val: float
+    texture: str
+    strength: float  # how far the texture mixes the accent colour in, 0..1
+
+
+@dataclass(frozen=True)
+class Glyph:
+    """How a plot keyword shows: a shape in its own colour with its own inner pattern."""
+
+    shape: str
+    hsv: tuple[float, float, float]
+    pattern: str
+    answer: str  # the phrase a QA answer uses
+
+
+@dataclass(frozen=True)
+class Role:
+    """A camera set-up, the same in every film, so transitions between set-ups are learnable."""
+
+    horizon: float  # sky/ground split, fraction of the height
+    swap: bool  # sky takes the genre's second hue
+    gain: float  # brightness factor
+    actor: tuple[float, float, float]  # centre x, centre y, radius (fractions of the height)
+    glyph: tuple[float, float, float]  # centre x, centre y, size (fractions)
+
+
+# Hues keep clear of red (0/180): OpenCV's hue difference is not circular, so noise on a red
+# area would flip between 0 and 179 and look like a cut.
+GENRES: dict[str, Genre] = {
+    "action": Genre((14, 104), 215, 235, "stripes", 0.45),
+    "comedy": Genre((26, 80), 190, 245, "dots", 0.50),
+    "drama": Genre((108, 22), 130, 185, "bands", 0.35),
+    "horror": Genre((136, 66), 190, 180, "streaks", 0.45),
+    "romance": Genre((158, 16), 140, 240, "bokeh", 0.50),
+    "scifi": Genre((92, 145), 225, 215, "grid", 0.60),
+}
+
+KEYWORDS: dict[str, Glyph] = {
+    "explosion": Glyph("star", (20, 255, 255), "rings", "an explosion"),
+    "car": Glyph("car", (116, 230, 200), "hstripes", "a car"),
+    "ghost": Glyph("ghost", (95, 45, 250), "plain", "a ghost"),
+    "wedding": Glyph("rings", (27, 170, 235), "plain", "a wedding ring"),
+    "robot": Glyph("robot", (104, 70, 175), "checker", "a robot"),
+    "money": Glyph("bars", (60, 220, 185), "vstripes", "some money"),
+    "murder": Glyph("dagger", (168, 230, 160), "plain", "a bloody knife"),
+    "spaceship": Glyph("rocket", (134, 120, 235), "dots", "a spaceship"),
+    "love": Glyph("heart", (160, 185, 255), "plain", "a heart"),
+    "storm": Glyph("bolt", (31, 255, 255), "checker", "a lightning storm"),
+}
+
+ROLES: dict[str, Role] = {
+    # dialogue: shot / reverse shot
+    "shot": Role(0.62, False, 1.00, (0.55, 0.56, 0.17), (1.25, 0.36, 0.40)),
+    "reverse": Role(0.36, True, 0.62, (1.12, 0.56, 0.17), (0.45, 0.38, 0.40)),
+    # the story progression, in order
+    "establishing": Role(0.78, False, 1.00, (0.85, 0.80, 0.06), (1.30, 0.30, 0.30)),
+    "approach": Role(0.50, True, 0.82, (0.70, 0.62, 0.11), (1.20, 0.35, 0.38)),
+    "closeup": Role(0.92, False, 0.72, (0.83, 0.60, 0.36), (1.45, 0.30, 0.32)),
+    "clash": Role(0.22, True, 1.00, (0.45, 0.55, 0.20), (1.05, 0.50, 0.62)),
+    "aftermath": Role(0.50, False, 0.45, (1.05, 0.66, 0.12), (0.50, 0.45, 0.36)),
+}
+DIALOGUE = ("shot", "reverse")
+STORY = ("establishing", "approach", "closeup", "clash", "aftermath")
+CAST_HUES = (8.0, 40.0, 75.0, 100.0, 128.0, 150.0)  # costume colours, picked per film
+
+GENRE_QUESTIONS = (
+    "What genre is this scene?",
+    "What kind of film is this clip from?",
+    "Which genre does this scene look like?",
+)
+OBJECT_QUESTIONS = (
+    "What object appears in this scene?",
+    "Which thing can be seen in the clip?",
+    "What is shown in this scene?",
+)
+GENRE_ANSWERS = {g: ("science fiction" if g == "scifi" else g) for g in GENRES}
+
+DEFAULT_MOVIES, DEFAULT_TRAILERS = 16, 32
+MIN_CUT_SCORE = 40.0  # scenedetect's ContentDetector fires at 27; keep a margin for H.264
+VECTOR_DIM = 300
+
+# Streams of the seeded generators, so each film's randomness is its own.
+_TITLE, _TRAILER, _SPLIT, _QA, _VECTORS, _NOISE = range(6)
+
+
+@dataclass(frozen=True)
+class SynthConfig:
+    """Sizes of what is generated; the defaults make the whole set in well under a minute."""
+
+    width: int = 160  # even, for H.264
+    height: int = 96
+    fps: int = 24
+    movie_shots: tuple[int, int] = (28, 40)  # shots per movie, inclusive range
+    trailer_shots: tuple[int, int] = (10, 16)
+    trailer_frames: tuple[int, int] = (4, 16)  # frames per trailer shot
+    short_rate: float = 0.08  # share of very short (4-6 frame) shots in movies
+    clips_per_movie: int = 3  # QA clips cut from each movie
+    keyword_rate: float = 0.8  # share of scenes that show one of the film's keywords
+    noise: float = 1.5  # sensor-noise standard deviation, in 8-bit levels
+    crf: int = 20
+
+
+@dataclass(frozen=True)
+class Shot:
+    """Everything needed to render one shot; rendering is a pure function of it."""
+
+    frames: int
+    genre: str
+    role: str
+    scene: int  # index of the scene within its film
+    keyword: str | None
+    actor_hue: float
+    hue_jitter: float  # scene-level palette variation
+    texture_scale: float
+    pan: float  # background pan, pixels per frame
+    motion: float  # actor motion, pixels per frame
+    seed: int  # texture phase, bokeh layout, noise offset
+    gain: float = 1.0  # brightness nudge, only where a cut would otherwise be too weak
+
+
+@dataclass(frozen=True)
+class Title:
+    """A film: its tags, split, and the ids of its movie and trailer."""
+
+    index: int
+    genres: tuple[str, ...]
+    keywords: tuple[str, ...]
+    cast: tuple[float, ...]
+    split: str = "train"
+
+    @property
+    def movie_id(self) -> str:
+        return safe_id(f"movie_{self.index:04d}")
+
+    @property
+    def trailer_id(self) -> str:
+        return safe_id(f"trailer_{self.index:04d}")
+
+
+@dataclass(frozen=True)
+class SynthSummary:
+    """What ``make_synthetic`` wrote."""
+
+    out: Path
+    movies: int
+    trailers: int
+    clips: int
+    questions: int
+    words: int
+    frames: int
+    shots: int
+    files: tuple[str, ...] = field(default=())
+
+
+def _rng(seed: int, stream: int, *keys: int) -> np.random.Generator:
+    return np.random.default_rng([seed, stream, *keys])
+
+
+# ----------------------------------------------------------------------------- planning
+
+
+def plan_title(seed: int, index: int) -> Title:
+    """Tags and cast of film ``index``: 1-2 genres, 2-3 keywords, 3 costume colours."""
+    rng = _rng(seed, _TITLE, index)
+    n_genres, n_keywords = 1 + int(rng.random() < 0.4), int(rng.integers(2, 4))
+    genres = tuple(sorted(rng.choice(list(GENRES), size=n_genres, replace=False)))
+    keywords = tuple(sorted(rng.choice(list(KEYWORDS), size=n_keywords, replace=False)))
+    cast = tuple(float(h) for h in rng.choice(CAST_HUES, size=3, replace=False))
+    return Title(index, genres, keywords, cast)
+
+
+def _scene_roles(kind: str, rng: np.random.Generator, previous: str | None) -> list[str]:
+    """Set-ups of one scene; the first differs from the last shot before, so the cut shows."""
+    if kind == "dialogue":
+        first = "shot" if previous is None or ROLES[previous].swap else "reverse"
+        other = DIALOGUE[1 - DIALOGUE.index(first)]
+        return [first if i % 2 == 0 else other for i in range(int(rng.integers(4, 9)))]
+    if kind == "story":
+        return list(STORY[: int(rng.integers(3, 6))])
+    roles: list[str] = []
+    last = previous
+    for _ in range(int(rng.integers(3, 6))):
+        role = str(rng.choice([r for r in ROLES if _alternates(last, r)]))
+        roles.append(role)
+        last = role
+    return roles
+
+
+def _alternates(before: str | None, after: str) -> bool:
+    """Whether ``after`` may follow ``before``: the palette swaps at every cut, which makes
+    every cut strong in hue, so no shot has to be altered to be detectable."""
+    return before is None or ROLES[before].swap != ROLES[after].swap
+
+
+def _shot_frames(kind: str, rng: np.random.Generator, short_rate: float) -> int:
+    if rng.random() < short_rate:
+        return int(rng.integers(4, 7))
+    low, high = {"dialogue": (6, 24), "story": (8, 32), "montage": (4, 10)}[kind]
+    return int(rng.integers(low, high + 1))
+
+
+def plan_movie(title: Title, seed: int, config: SynthConfig = SynthConfig()) -> list[Shot]:
+    """The film's shots, scene by scene: dialogue 45%, story 40%, montage 15%."""
+    rng = _rng(seed, _TITLE, title.index, 1)
+    target = int(rng.integers(config.movie_shots[0], config.movie_shots[1] + 1))
+    shots: list[Shot] = []
+    scene = 0
+    while len(shots) < target:
+        previous = shots[-1].role if shots else None
+        # a story opens on an unswapped set-up, so it can only follow a swapped one
+        opens_story = _alternates(previous, STORY[0])
+        odds = [0.40, 0.45, 0.15] if opens_story else [0.75, 0.0, 0.25]
+        kind = str(rng.choice(["dialogue", "story", "montage"], p=odds))
+        genre = str(rng.choice(title.genres))
+        keyword = str(rng.choice(title.keywords)) if rng.random() < config.keyword_rate else None
+        pair = rng.choice(len(title.cast), size=2, replace=False)
+        hue_jitter = float(rng.uniform(-6, 6))
+        texture_scale = float(rng.uniform(0.8, 1.25))
+        pan = float(rng.uniform(0.1, 0.35) * rng.choice([-1, 1]))
+        for i, role in enumerate(_scene_roles(kind, rng, previous)):
+            actor = title.cast[int(pair[i % 2])] if kind == "dialogue" else title.cast[0]
+            shots.append(
+                Shot(
+                    frames=_shot_frames(kind, rng, config.short_rate),
+                    genre=genre,
+                    role=role,
+                    scene=scene,
+                    keyword=keyword,
+                    actor_hue=actor,
+                    hue_jitter=hue_jitter,
+                    texture_scale=texture_scale,
+                    pan=pan,
+                    motion=float(rng.uniform(-0.6, 0.6)),
+                    seed=int(rng.integers(2**31)),
+                )
+            )
+        scene += 1
+    return _ensure_cuts(shots[:target], config)
+
+
+def plan_trailer(title: Title, seed: int, config: SynthConfig = SynthConfig()) -> list[Shot]:
+    """A trailer: shots of its film in film order, shorter, never two of one set-up in a row."""
+    movie = plan_movie(title, seed, config)
+    rng = _rng(seed, _TRAILER, title.index)
+    count = int(rng.integers(config.trailer_shots[0], config.trailer_shots[1] + 1))
+    candidates = sorted(rng.choice(len(movie), size=min(len(movie), 2 * count), replace=False))
+    picked: list[Shot] = []
+    for i in candidates:
+        shot = movie[int(i)]
+        if len(picked) < count and _alternates(picked[-1].role if picked else None, shot.role):
+            frames = int(rng.integers(config.trailer_frames[0], config.trailer_frames[1] + 1))
+            picked.append(replace(shot, frames=frames, gain=1.0))
+    return _ensure_cuts(picked, config)
+
+
+def _ensure_cuts(shots: list[Shot], config: SynthConfig) -> list[Shot]:
+    """Nudge the brightness of a shot whose cut from the one before would be too weak.
+
+    Rarely needed (two scenes of one genre meeting on similar set-ups); brightness is the
+    least structural thing to change.
+    """
+    fixed: list[Shot] = []
+    for shot in shots:
+        if fixed:
+            before = _frame(fixed[-1], fixed[-1].frames - 1, config)
+            for gain in (1.0, 0.55, 1.45, 0.35):
+                candidate = replace(shot, gain=gain)
+                if cut_score(before, _frame(candidate, 0, config)) >= MIN_CUT_SCORE:
+                    shot = candidate
+                    break
+            else:
+                shot = replace(shot, gain=0.35)
+        fixed.append(shot)
+    return fixed
+
+
+def cut_frames(shots: Sequence[Shot]) -> list[int]:
+    """0-based first frame of every shot but the first: the hard cuts."""
+    starts = np.cumsum([0] + [s.frames for s in shots])
+    return [int(x) for x in starts[1:-1]]
+
+
+def assign_splits(count: int, rng: np.random.Generator) -> list[str]:
+    """About 70/10/20 train/val/test, every split non-empty from 3 films on."""
+    test = max(1, round(0.2 * count)) if count >= 2 else 0
+    val = max(1, round(0.1 * count)) if count >= 3 else 0
+    names = ["val"] * val + ["test"] * test
+    names = ["train"] * (count - len(names)) + names
+    return [names[int(i)] for i in rng.permutation(count)]
+
+
+# ----------------------------------------------------------------------------- rendering
+
+
+def _rgb(h: float, s: float, v: float) -> np.ndarray:
+    """OpenCV-unit HSV (0-180, 0-255, 0-255) to float RGB 0-255."""
+    s, v = min(max(s, 0.0), 255.0), min(max(v, 0.0), 255.0)
+    r, g, b = colorsys.hsv_to_rgb((h % 180) / 180, s / 255, v / 255)
+    return np.array([r, g, b], dtype=np.float32) * 255
+
+
+def _texture(
+    kind: str, x: np.ndarray, y: np.ndarray, scale: float, rng: np.random.Generator
+) -> np.ndarray:
+    """A genre's background texture in [0, 1], smooth so that panning it is not a cut."""
+    phase = rng.uniform(0, 2 * np.pi)
+    if kind == "stripes":
+        return 0.5 + 0.5 * np.tanh(1.5 * np.sin(2 * np.pi * (x + y) / (12 * scale) + phase))
+    if kind == "dots":
+        period = 18 * scale
+        d = np.hypot((x % period) - period / 2, (y % period) - period / 2)
+        return np.clip((period * 0.3 - d) / 2, 0, 1)
+    if kind == "bands":
+        return 0.5 + 0.5 * np.sin(2 * np.pi * y / (34 * scale) + phase)
+    if kind == "streaks":
+        t = np.sin(2 * np.pi * x / (9 * scale) + phase) + 0.6 * np.sin(2 * np.pi * x / (23 * scale))
+        return np.clip(0.5 + 0.35 * t, 0, 1) * np.clip(1.2 - np.abs(y / y.max() - 0.5), 0, 1)
+    if kind == "bokeh":
+        out = np.zeros_like(x)
+        for _ in range(9):
+            cx, cy = rng.uniform(0, x.max()), rng.uniform(0, y.max())
+            r = rng.uniform(6, 16) * scale
+            out = np.maximum(out, np.clip((r - np.hypot(x - cx, y - cy)) / 3, 0, 1))
+        return out
+    if kind == "grid":
+        period = 16 * scale
+        gx = np.abs(np.sin(np.pi * x / period)) ** 24
+        gy = np.abs(np.sin(np.pi * y / period)) ** 24
+        return np.maximum(gx, gy)
+    raise ValueError(f"unknown texture {kind!r}")
+
+
+def _glyph_mask(shape: str, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Boolean mask of a keyword's shape on coordinates u, v in [-1, 1] (v down)."""
+    r, theta = np.hypot(u, v), np.arctan2(v, u)
+    if shape == "star":
+        return r < 0.55 + 0.35 * np.cos(10 * theta)
+    if shape == "car":
+        body = (np.abs(u) < 0.95) & (v > -0.15) & (v < 0.4)
+        cabin = (np.abs(u + 0.05) < 0.5) & (v > -0.6) & (v <= -0.15)
+        wheels = (np.hypot(u - 0.55, v - 0.45) < 0.24) | (np.hypot(u + 0.55, v - 0.45) < 0.24)
+        return body | cabin | wheels
+    if shape == "ghost":
+        head = np.hypot(u, v + 0.25) < 0.6
+        skirt = (np.abs(u) < 0.6) & (v > -0.25) & (v < 0.75 + 0.12 * np.sin(9 * u))
+        eyes = (np.hypot(u - 0.22, v + 0.3) < 0.12) | (np.hypot(u + 0.22, v + 0.3) < 0.12)
+        return (head | skirt) & ~eyes
+    if shape == "rings":
+        left, right = np.hypot(u + 0.3, v), np.hypot(u - 0.3, v)
+        return (np.abs(left - 0.45) < 0.12) | (np.abs(right - 0.45) < 0.12)
+    if shape == "robot":
+        head = (np.abs(u) < 0.6) & (np.abs(v - 0.15) < 0.6)
+        antenna = (np.abs(u) < 0.06) & (v < -0.45) & (v > -0.9)
+        eyes = (np.abs(np.abs(u) - 0.28) < 0.12) & (np.abs(v) < 0.1)
+        return (head | antenna) & ~eyes
+    if shape == "bars":
+        return (np.abs(u) < 0.8) & (np.abs(v) < 0.75) & (np.sin(np.pi * (v + 1) * 2.5) > -0.3)
+    if shape == "dagger":
+        width = 0.18 * np.clip(1 - (v + 0.95) / 1.4, 0, 1) + 0.02
+        blade = (np.abs(u) < width) & (v > -0.95) & (v < 0.35)
+        guard = (np.abs(u) < 0.55) & (np.abs(v - 0.42) < 0.08)
+        hilt = (np.abs(u) < 0.1) & (v > 0.42) & (v < 0.9)
+        return blade | guard | hilt
+    if shape == "rocket":
+        body = (np.abs(u) < 0.35 * (v + 0.95).clip(0, 1)) & (v > -0.95) & (v < 0.6)
+        fins = (np.abs(u) < 0.7) & (v > 0.3) & (v < 0.75) & (np.abs(u) > 0.2)
+        return body | fins
+    if shape == "heart":
+        x, y = u * 1.2, -v * 1.2 + 0.2
+        return (x**2 + y**2 - 1) ** 3 - x**2 * y**3 < 0
+    if shape == "bolt":
+        edge = 0.45 * np.sin(np.pi * (v + 1) * 1.5)  # a zigzag
+        return (np.abs(u - edge) < 0.22) & (np.abs(v) < 0.95)
+    raise ValueError(f"unknown glyph shape {shape!r}")
+
+
+def _pattern(kind: str, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """A keyword's inner pattern as a brightness factor."""
+    if kind == "plain":
+        return np.ones_like(u)
+    if kind == "rings":
+        return 0.75 + 0.25 * np.sign(np.sin(9 * np.hypot(u, v)))
+    if kind == "hstripes":
+        return 0.75 + 0.25 * np.sign(np.sin(12 * v))
+    if kind == "vstripes":
+        return 0.75 + 0.25 * np.sign(np.sin(12 * u))
+    if kind == "checker":
+        return 0.7 + 0.3 * np.sign(np.sin(9 * u) * np.sin(9 * v))
+    if kind == "dots":
+        return 0.7 + 0.3 * (np.hypot((u * 5) % 2 - 1, (v * 5) % 2 - 1) < 0.5)
+    raise ValueError(f"unknown glyph pattern {kind!r}")
+
+
+@lru_cache(maxsize=32)
+def _glyph_sprite(keyword: str, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """(alpha H x W x 1, colour H x W x 3) of a keyword's glyph, ``size`` pixels square."""
+    glyph = KEYWORDS[keyword]
+    # supersample 3x for soft edges
+    n = size * 3
+    grid = (np.arange(n, dtype=np.float32) + 0.5) / n * 2 - 1
+    u, v = np.meshgrid(grid, grid)
+    mask = _glyph_mask(glyph.shape, u, v).astype(np.float32)
+    alpha = mask.reshape(size, 3, size, 3).mean(axis=(1, 3))[..., None]
+    shade = _pattern(glyph.pattern, u, v).reshape(size, 3, size, 3).mean(axis=(1, 3))
+    colour = _rgb(*glyph.hsv)[None, None, :] * shade[..., None]
+    return alpha, colour.astype(np.float32)
+
+
+@lru_cache(maxsize=4)
+def _noise_bank(height: int, width: int, sigma: float) -> np.ndarray:
+    """A few frames of sensor noise shared by every shot (a shot only picks offsets into it).
+
+    Grey noise: adding one value to R, G and B leaves the hue alone, so noise never looks
+    like a cut to a hue-based detector, even in dark scenes.
+    """
+    rng = np.random.default_rng([0, _NOISE, height, width])
+    return (rng.normal(0, sigma, size=(16, height, width, 1))).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class _Stage:
+    """A shot's still parts, computed once: background canvas (wider than the frame, for the
+    pan), actor and glyph geometry."""
+
+    canvas: np.ndarray  # H x (W + pad) x 3 float32
+    pad: int
+    actor: tuple[float, float, float, float]  # cx, cy, rx, ry in pixels
+    actor_rgb: np.ndarray
+    glyph: tuple[np.ndarray, np.ndarray, int, int] | None  # alpha, colour, top, left
+
+
+@lru_cache(maxsize=96)
+def _stage(shot: Shot, config: SynthConfig) -> _Stage:
+    h, w = config.height, config.width
+    genre, role = GENRES[shot.genre], ROLES[shot.role]
+    rng = np.random.default_rng(shot.seed)
+    pad = int(math.ceil(abs(shot.pan) * shot.frames)) + 2
+    y, x = np.mgrid[0:h, 0 : w + pad].astype(np.float32)
+    first, second = (genre.hues[1], genre.hues[0]) if role.swap else genre.hues
+    val = genre.val * role.gain * shot.gain
+    # swapped set-ups are also paler: a cut then changes hue, saturation and brightness
+    sat = genre.sat * (0.55 if role.swap else 1.0)
+    # Built in HSV, not mixed in RGB: a mix of two opposite hues in RGB passes through grey,
+    # whose hue the codec scrambles at every keyframe; mixing hues keeps saturation up.
+    below = np.clip((y - role.horizon * h) / 1.5 + 0.5, 0, 1)  # ground: paler and darker
+    tex = _texture(genre.texture, x, y, shot.texture_scale, rng) * genre.strength
+    hue = first + shot.hue_jitter + (second - first) * tex
+    sat_map = (sat * (1 - 0.2 * below)) * (1 - tex) + genre.sat * tex
+    val_map = (val * (1 - 0.4 * below)) * (1 - tex) + min(255.0, val * 1.15) * tex
+    if genre.texture == "streaks":  # horror: vignette
+        r2 = ((x - (w + pad) / 2) / w) ** 2 + ((y - h / 2) / h) ** 2
+        val_map = val_map * np.clip(1.1 - 1.2 * r2, 0.6, 1)
+    hsv = np.dstack([(hue % 180) * 2, np.clip(sat_map / 255, 0, 1), np.clip(val_map / 255, 0, 1)])
+    canvas = cv2.cvtColor(hsv.astype(np.float32), cv2.COLOR_HSV2RGB) * 255
+    ax, ay, ar = role.actor
+    actor = (ax * h, ay * h, ar * h, ar * h * 1.5)
+    actor_rgb = _rgb(shot.actor_hue, 200, min(255.0, 230 * max(role.gain, 0.7) * shot.gain))
+    glyph = None
+    if shot.keyword is not None:
+        gx, gy, gs = role.glyph
+        size = max(8, int(round(gs * h)))
+        alpha, colour = _glyph_sprite(shot.keyword, size)
+        colour = colour * min(1.0, max(shot.gain, 0.6))
+        top = int(np.clip(gy * h - size / 2, 0, h - size))
+        left = int(np.clip(gx * h - size / 2, 0, w - size))
+        glyph = (alpha, colour, top, left)
+    return _Stage(canvas.astype(np.float32), pad, actor, actor_rgb, glyph)
+
+
+def _frame(shot: Shot, t: int, config: SynthConfig) -> np.ndarray:
+    """Frame ``t`` of a shot, RGB uint8: panned background, moving actor, drifting glyph, noise."""
+    stage = _stage(shot, config)
+    h, w = config.height, config.width
+    start = shot.pan * t if shot.pan >= 0 else stage.pad - 2 + shot.pan * t
+    i = int(math.floor(start))
+    frac = start - i
+    img = stage.canvas[:, i : i + w] * (1 - frac) + stage.canvas[:, i + 1 : i + 1 + w] * frac
+    # actor: a body ellipse and a head, moving sideways
+    cx, cy, rx, ry = stage.actor
+    cx += shot.motion * t
+    for ex, ey, erx, ery in ((cx, cy, rx, ry), (cx, cy - ry - rx * 0.55, rx * 0.6, rx * 0.6)):
+        y0, y1 = max(0, int(ey - ery - 2)), min(h, int(ey + ery + 3))
+        x0, x1 = max(0, int(ex - erx - 2)), min(w, int(ex + erx + 3))
+        if y0 >= y1 or x0 >= x1:
+            continue
+        yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float32)
+        d = np.sqrt(((xx - ex) / erx) ** 2 + ((yy - ey) / ery) ** 2)
+        a = np.clip((1 - d) * min(erx, ery), 0, 1)[..., None]
+        img[y0:y1, x0:x1] = img[y0:y1, x0:x1] * (1 - a) + stage.actor_rgb * a
+    if stage.glyph is not None:
+        alpha, colour, top, left = stage.glyph
+        gh, gw = alpha.shape[:2]
+        left = int(np.clip(left + round(0.15 * t * np.sign(shot.motion or 1)), 0, w - gw))
+        region = img[top : top + gh, left : left + gw]
+        img[top : top + gh, left : left + gw] = region * (1 - alpha) + colour * alpha
+    if config.noise > 0:
+        img = img + _noise_bank(h, w, config.noise)[(shot.seed + t) % 16]
+    return np.clip(img + 0.5, 0, 255).astype(np.uint8)
+
+
+def render_shots(
+    shots: Sequence[Shot], config: SynthConfig = SynthConfig()
+) -> Iterator[np.ndarray]:
+    """All frames of a sequence of shots, in order (RGB uint8, H x W x 3)."""
+    for shot in shots:
+        for t in range(shot.frames):
+            yield _frame(shot, t, config)
+
+
+def cut_score(before: np.ndarray, after: np.ndarray) -> float:
+    """scenedetect ContentDetector's score between two RGB frames: mean |HSV difference|."""
+    a = cv2.cvtColor(before, cv2.COLOR_RGB2HSV).astype(np.int32)
+    b = cv2.cvtColor(after, cv2.COLOR_RGB2HSV).astype(np.int32)
+    return float(np.abs(a - b).mean())
+
+
+# ----------------------------------------------------------------------------- QA and words
+
+
+def tokenize(text: str) -> list[str]:
+    """Lower-case word tokens, the rule ``vectors.txt`` is made for."""
+    return re.findall(r"[a-z0-9]+", text.lower())
+
+
+def _questions_for(
+    title: Title, clips: list[tuple[str, Shot]], rng: np.random.Generator
+) -> list[dict[str, object]]:
+    """A genre question and an object question per clip (name, one of its shots); wrong
+    answers are never the film's own tags, so exactly one answer is right."""
+    out: list[dict[str, object]] = []
+    for name, shot in clips:
+        other_genres = [g for g in GENRES if g not in title.genres]
+        other_keywords = [k for k in KEYWORDS if k not in title.keywords]
+        for kind in ("genre", "object"):
+            if kind == "genre":
+                right, pool, templates = shot.genre, other_genres, GENRE_QUESTIONS
+                text = GENRE_ANSWERS
+            else:
+                assert shot.keyword is not None
+                right, pool, templates = shot.keyword, other_keywords, OBJECT_QUESTIONS
+                text = {k: g.answer for k, g in KEYWORDS.items()}
+            wrong = [str(x) for x in rng.choice(pool, size=4, replace=False)]
+            options = [right, *wrong]
+            order = rng.permutation(5)
+            out.append(
+                {
+                    "question": str(templates[int(rng.integers(len(templates)))]),
+                    "answers": [text[options[int(i)]] for i in order],
+                    "correct_index": int(np.flatnonzero(order == 0)[0]),
+                    "imdb_key": title.movie_id,
+                    "video_clips": [name],
+                    "split": title.split,
+                }
+            )
+    return out
+
+
+def _pick_clips(movie: list[Shot], count: int, rng: np.random.Generator) -> list[tuple[int, int]]:
+    """Clips worth asking about: 2-3 consecutive shots of one scene that shows a keyword.
+
+    Returns [start, end) shot ranges, at most one per scene, in film order.
+    """
+    scenes: dict[int, list[int]] = {}
+    for i, shot in enumerate(movie):
+        if shot.keyword is not None:
+            scenes.setdefault(shot.scene, []).append(i)
+    good = sorted(s for s, idx in scenes.items() if len(idx) >= 2)
+    if len(good) > count:
+        good = sorted(int(s) for s in rng.choice(good, size=count, replace=False))
+    ranges = []
+    for scene in good:
+        idx = scenes[scene]
+        length = min(len(idx), int(rng.integers(2, 4)))
+        first = idx[int(rng.integers(0, len(idx) - length + 1))]
+        ranges.append((first, first + length))
+    return ranges
+
+
+def word_vectors(words: Sequence[str], seed: int) -> dict[str, np.ndarray]:
+    """Seeded 300-d vectors; genre words share one direction and object words another."""
+    rng = _rng(seed, _VECTORS)
+    genre_dir, object_dir = rng.normal(size=(2, VECTOR_DIM))
+    genre_words = {t for a in GENRE_ANSWERS.values() for t in tokenize(a)}
+    object_words = {t for g in KEYWORDS.values() for t in tokenize(g.answer)} - {"a", "an", "some"}
+    vectors = {}
+    for word in sorted(set(words)):
+        vec = rng.normal(size=VECTOR_DIM)
+        if word in genre_words:
+            vec = vec + 0.7 * genre_dir
+        elif word in object_words:
+            vec = vec + 0.7 * object_dir
+        vectors[word] = (vec / np.linalg.norm(vec)).astype(np.float32)
+    return vectors
+
+
+# ----------------------------------------------------------------------------- writing
+
+
+def _write_manifest(path: Path, rows: list[dict[str, str]]) -> None:
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(CSV_COLUMNS), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def _row(video: str, vid: str, title: Title) -> dict[str, str]:
+    return {
+        "video": video,
+        "id": vid,
+        "genres": "|".join(title.genres),
+        "keywords": "|".join(title.keywords),
+        "split": title.split,
+    }
+
+
+def make_synthetic(
+    out: str | Path,
+    *,
+    movies: int = DEFAULT_MOVIES,
+    trailers: int = DEFAULT_TRAILERS,
+    seed: int = 0,
+    config: SynthConfig = SynthConfig(),
+    progress: bool = True,
+) -> SynthSummary:
+    """Write the synthetic data set into ``out``; see the module docstring for what it holds.
+
+    Film ``i`` has movie ``movie_i`` (for ``i < movies``) and trailer ``trailer_i`` (for
+    ``i < trailers``), so a trailer with a movie shares its tags and split.
+    """
+    if movies < 0 or trailers < 0 or movies + trailers == 0:
+        raise ValueError(f"ask for at least one movie or trailer (got {movies} and {trailers})")
+    if config.width % 2 or config.height % 2:
+        raise ValueError(f"H.264 needs even sizes, got {config.width}x{config.height}")
+    out = Path(out)
+    for sub in ("movies", "trailers", "clips"):
+        (out / sub).mkdir(parents=True, exist_ok=True)
+
+    count = max(movies, trailers)
+    # movies get a balanced split among themselves, trailer-only films among themselves
+    splits = assign_splits(movies, _rng(seed, _SPLIT, 0)) + assign_splits(
+        count - movies, _rng(seed, _SPLIT, 1)
+    )
+    titles = [replace(plan_title(seed, i), split=splits[i]) for i in range(count)]
+
+    jobs: list[tuple[str, str, list[Shot]]] = []  # (relative path, id, shots)
+    movie_rows, trailer_rows, clip_rows = [], [], []
+    questions: list[dict[str, object]] = []
+    for title in titles[:movies]:
+        shots = plan_movie(title, seed, config)
+        path = f"movies/{title.movie_id}.mp4"
+        jobs.append((path, title.movie_id, shots))
+        movie_rows.append(_row(path, title.movie_id, title))
+        qa_rng = _rng(seed, _QA, title.index)
+        starts = np.cumsum([0] + [s.frames for s in shots])
+        clips: list[tuple[str, Shot]] = []
+        for lo, hi in _pick_clips(shots, config.clips_per_movie, qa_rng):
+            # MovieQA's clip names carry the start and end frame in the movie
+            name = f"{title.movie_id}.sf-{int(starts[lo]):06d}.ef-{int(starts[hi]):06d}.video.mp4"
+            clip_id = safe_id(Path(name).stem)
+            jobs.append((f"clips/{name}", clip_id, shots[lo:hi]))
+            clip_rows.append(_row(f"clips/{name}", clip_id, title))
+            clips.append((name, shots[lo]))
+        questions += _questions_for(title, clips, qa_rng)
+    for title in titles[:trailers]:
+        path = f"trailers/{title.trailer_id}.mp4"
+        jobs.append((path, title.trailer_id, plan_trailer(title, seed, config)))
+        trailer_rows.append(_row(path, title.trailer_id, title))
+
+    cuts: dict[str, object] = {
+        "_meaning": "per video id: its file, frame count, and hard cuts (0-based index of the "
+        "first frame of each new shot, in decoded order)"
+    }
+    frames = 0
+    for path, vid, shots in tqdm(jobs, desc="synth videos", unit="video", disable=not progress):
+        n = write_video(
+            out / path, render_shots(shots, config), fps=config.fps, crf=config.crf
+        )
+        frames += n
+        cuts[vid] = {"video": path, "frames": n, "hard_cuts": cut_frames(shots)}
+
+    per_split: dict[str, int] = {}
+    for q in questions:
+        split = str(q["split"])
+        q["qid"] = f"{split}:{per_split.get(split, 0)}"
+        per_split[split] = per_split.get(split, 0) + 1
+    keyed = [{"qid": q.pop("qid"), **q} for q in questions]
+
+    words = set()
+    for q in keyed:
+        words.update(tokenize(str(q["question"])))
+        for answer in q["answers"]:  # type: ignore[union-attr]
+            words.update(tokenize(str(answer)))
+    words.update(GENRES)
+    words.update(KEYWORDS)
+    vectors = word_vectors(sorted(words), seed)
+
+    _write_manifest(out / "movies.csv", movie_rows)
+    _write_manifest(out / "trailers.csv", trailer_rows)
+    _write_manifest(out / "clips.csv", clip_rows)
+    (out / "cuts.json").write_text(json.dumps(cuts, indent=1) + "\n", encoding="utf-8")
+    (out / "qa.json").write_text(json.dumps(keyed, indent=1) + "\n", encoding="utf-8")
+    with (out / "vectors.txt").open("w", encoding="utf-8") as handle:
+        handle.write(f"{len(vectors)} {VECTOR_DIM}\n")
+        for word, vec in vectors.items():
+            handle.write(word + " " + " ".join(f"{x:.5f}" for x in vec) + "\n")
+
+    return SynthSummary(
+        out=out,
+        movies=len(movie_rows),
+        trailers=len(trailer_rows),
+        clips=len(clip_rows),
+        questions=len(keyed),
+        words=len(vectors),
+        frames=frames,
+        shots=sum(len(j[2]) for j in jobs),
+        files=("movies.csv", "trailers.csv", "clips.csv", "cuts.json", "qa.json", "vectors.txt"),
+    )
