@@ -15,6 +15,7 @@ COMMAND_MODULES = (
     "storyline.store.commands",  # info
     "storyline.deploy.serve",  # serve
     "storyline.trainers.encoder_commands",  # encoder, retrieve, response
+    "storyline.trainers.commands",  # questions, train, eval, report
     "storyline.trainers.synth_commands",  # synth
 )
 
