@@ -14,6 +14,7 @@ import argparse
 import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -189,7 +190,8 @@ def run_job(
     actors = [actor_class.remote(store.url, encoder, settings, threads) for _ in range(workers)]
     pool: ActorPool | None = None
     record: JobRecord | None = None
-    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    main = threading.current_thread() is threading.main_thread()  # signals need the main one
+    previous = signal.signal(signal.SIGTERM, _on_sigterm) if main else None
     try:
         described = ray.get([a.describe.remote() for a in actors])
         actor_ids = {a: d["actor_id"] for a, d in zip(actors, described, strict=True)}
@@ -233,7 +235,8 @@ def run_job(
             record.flush(state="failed")
         raise
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        if main:
+            signal.signal(signal.SIGTERM, previous)
         for actor in actors:
             ray.kill(actor, no_restart=True)
     if record is None:  # cancelled while the actors were still starting
@@ -285,7 +288,7 @@ def _drive(
         fill()
         while pool.has_next():
             try:
-                outcome = pool.get_next_unordered(timeout=options.update_interval)
+                outcome = pool.get_next_unordered(timeout=min(options.update_interval, 0.5))
             except TimeoutError:
                 record.flush()
                 continue
