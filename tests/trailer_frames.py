@@ -58,7 +58,7 @@ def draw_frame(genre: str | None, keywords: list[str], size: int,
 def write_trailer_store(
     url: str, *, videos: int = 40, shots: tuple[int, int] = (6, 10), size: int = 32,
     frames_per_shot: int = 3, untagged: int = 0, seed: int = 0, with_frames: bool = True,
-    val_fraction: float = 0.3,
+    val_fraction: float = 0.3, genres_per_video: tuple[int, int] = (1, 2),
 ) -> FeatureStore:
     """A store of ``videos`` tagged trailers (+ ``untagged`` ones without tags), frames
     cached at ``size``; splits train/val by ``val_fraction``; features of a stand-in
@@ -69,7 +69,9 @@ def write_trailer_store(
     n_val = int(round(videos * val_fraction))
     for v in range(videos + untagged):
         tagged = v < videos
-        genres = list(rng.choice(GENRES, size=int(rng.integers(1, 3)), replace=False))
+        genres = list(rng.choice(GENRES, size=int(rng.integers(genres_per_video[0],
+                                                             genres_per_video[1] + 1)),
+                                replace=False))
         keywords = list(rng.choice(KEYWORDS, size=int(rng.integers(1, 3)), replace=False))
         n = int(rng.integers(shots[0], shots[1] + 1))
         cache = np.empty((n, frames_per_shot, size, size, 3), np.uint8)
