@@ -173,9 +173,11 @@ def cancel_job(job_id: str, ray_jobs: RayDep) -> Cancelled:
     info = ray_jobs.latest(fresh=True).get(job_id)
     if info is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"Ray has no job {job_id!r} to cancel")
-    if _ray_status(info) not in ("PENDING", "RUNNING"):
+    state = _progress(job_id, info, (info.metadata or {}).get("store")).state
+    if _ray_status(info) not in ("PENDING", "RUNNING") or state not in ("pending", "running"):
         raise HTTPException(
-            status.HTTP_409_CONFLICT, f"job {job_id!r} is not running ({_ray_status(info)})"
+            status.HTTP_409_CONFLICT,
+            f"job {job_id!r} is not running ({state}; Ray: {_ray_status(info)})",
         )
     stopping = ray_jobs.stop(info.submission_id)
     return Cancelled(id=job_id, ray_status=_ray_status(info), stopping=stopping)
