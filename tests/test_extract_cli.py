@@ -17,7 +17,8 @@ from storyline.store import FeatureStore
 from .conftest import TEST_INPUT_SIZE
 from .media import make_clip
 
-SIZE = ["--input-size", str(TEST_INPUT_SIZE), "--quiet"]
+# the single-process path; tests/test_ray_jobs.py covers the same command on Ray
+SIZE = ["--input-size", str(TEST_INPUT_SIZE), "--quiet", "--no-ray"]
 
 
 def extract(store: Path, *args: str) -> int:
@@ -101,7 +102,16 @@ def test_encoder_id_clash_is_refused(tmp_path, clip, capsys):
     capsys.readouterr()
     # another random encoder (other input size, so other preprocessing) under the same name
     code = main(
-        ["extract", "--store", str(store_path), "--input-size", "96", "--quiet", str(clip[0])]
+        [
+            "extract",
+            "--store",
+            str(store_path),
+            "--input-size",
+            "96",
+            "--quiet",
+            "--no-ray",
+            str(clip[0]),
+        ]
     )
     assert code == 2
     assert "already holds features of encoder" in capsys.readouterr().err
