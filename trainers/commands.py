@@ -7,6 +7,7 @@ object on the last line of stdout. Bad input ends with a one-line message and ex
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import math
 import sys
@@ -269,6 +270,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     train = subparsers.add_parser("train", help="train temporal, tag or QA models on a store")
     models = train.add_subparsers(dest="model", required=True, metavar="MODEL")
+    importlib.import_module("storyline.trainers.encoder_commands").add_train_encoder(models)
     tt = temporal.TemporalTrainConfig()
     p = models.add_parser("temporal", help="next-shot prediction LSTM")
     _common(p)
