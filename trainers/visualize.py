@@ -193,13 +193,18 @@ def plot_response(scorer: TagScorer, video: str, tags: Sequence[str], out: str |
     scores = scorer.scores(video)
     shots, attrs = scorer.store.shots(video), scorer.store.attrs(video)
     fps = attrs.get("fps")
+    # Each shot is a step from its start to its end, so the last shot is drawn too.
+    edges = np.append(shots[:, 0], shots[-1, 1]) if len(shots) else np.zeros(1)
     if fps:
-        x, label = shots[:, 0] / float(fps) / 60.0, "time (minutes)"
+        seconds = edges / float(fps)
+        short = seconds[-1] < 180  # trailers in seconds, movies in minutes
+        x, label = (seconds, "time (s)") if short else (seconds / 60.0, "time (minutes)")
     else:
-        x, label = np.arange(len(shots)), "shot"
+        x, label = np.arange(len(edges)), "shot"
     fig, ax = plt.subplots(figsize=(10, 3.5))
     for tag, t in zip(tags, rows, strict=True):
-        ax.plot(x, scores[:, t], label=tag, linewidth=1.2, drawstyle="steps-post")
+        y = np.append(scores[:, t], scores[-1, t]) if len(scores) else np.zeros(1)
+        ax.plot(x, y, label=tag, linewidth=1.2, drawstyle="steps-post")
     ax.set_xlabel(label)
     ax.set_ylabel("response")
     ax.set_ylim(0, 1)
