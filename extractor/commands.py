@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from ..store import FeatureStore, StoreError
+from .decode import MIN_DECODE_SIDE
 from .encoder import EncoderError, load_encoder
 from .manifest import ManifestEntry, ManifestError, entries_for_paths, read_manifest
 from .pipeline import ExtractionSettings
@@ -68,6 +69,11 @@ def run(args: argparse.Namespace) -> int:
         encoder = load_encoder(
             args.encoder, args.checkpoint, input_size=args.input_size, device=args.device
         )
+        if encoder.input_size < MIN_DECODE_SIDE:
+            raise EncoderError(
+                f"extraction decodes frames at the encoder's input size, {encoder.input_size}"
+                f" px; decord needs at least {MIN_DECODE_SIDE}"
+            )
         store = FeatureStore(args.store)
         store.check_encoder(encoder.name, encoder.id)
     except (ManifestError, EncoderError, StoreError) as exc:

@@ -19,6 +19,7 @@ import decord
 import numpy as np
 
 decord.logging.set_level(decord.logging.QUIET)
+MIN_DECODE_SIDE = 64  # decord's resizer fails on narrower frames ("from_size == to_size")
 
 
 class VideoError(Exception):
@@ -102,6 +103,11 @@ def probe(path: str) -> VideoMeta:
 
 def decode_size(width: int, height: int, short_side: int) -> tuple[int, int]:
     """(width, height) keeping the aspect ratio, short side = ``short_side``, both even."""
+    if short_side < MIN_DECODE_SIDE:
+        raise ValueError(
+            f"frames cannot be decoded smaller than {MIN_DECODE_SIDE} px: use an encoder "
+            f"input size of at least {MIN_DECODE_SIDE}, not {short_side}"
+        )
     scale = short_side / min(width, height)
     even = lambda v: max(2, int(round(v * scale / 2)) * 2)  # noqa: E731
     return even(width), even(height)
