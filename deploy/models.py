@@ -23,7 +23,7 @@ class JobRequest(BaseModel):
     job_id: str | None = Field(default=None, pattern=JOB_ID_PATTERN)
     num_gpus: float | None = Field(default=None, ge=0, le=8, description="GPU share per actor")
     workers: int | None = Field(default=None, ge=1, le=10_000)
-    input_size: int | None = Field(default=None, ge=32, le=512, description="random encoder")
+    input_size: int | None = Field(default=None, ge=64, le=512, description="random encoder")
 
 
 class JobCreated(BaseModel):

@@ -70,7 +70,7 @@ def _job(root: Path, **extra: object) -> dict[str, object]:
     return {
         "manifest": str(root / "videos" / "manifest.csv"),
         "store": str(root / "store.zarr"),
-        "input_size": 32,
+        "input_size": 64,
         **extra,
     }
 

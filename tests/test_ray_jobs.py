@@ -24,7 +24,7 @@ from .media import make_clip
 from .test_ray_support import SIZE, local_cluster, make_videos
 
 N_VIDEOS, N_BAD = 20, 2
-ENCODER = EncoderSpec(input_size=32)
+ENCODER = EncoderSpec(input_size=64)
 FAST = RayOptions(update_interval=0.2)
 
 
@@ -170,7 +170,7 @@ def test_killed_driver_resumes_without_redoing_complete_videos(
             "--manifest",
             str(videos),
             "--input-size",
-            "32",
+            "64",
             "--job-id",
             "resumed",
             "--quiet",
