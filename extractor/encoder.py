@@ -17,9 +17,8 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from .models.bninception import BNInception, bn_inception
+from .models.bninception import FEATURE_DIM, BNInception, bn_inception
 
-FEATURE_DIM = 1024
 RANDOM_SEED = 0
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .decode import VideoMeta, iter_frame_batches, probe
-from .encoder import Encoder
+from .encoder import FEATURE_DIM, Encoder
 from .shots import DetectorKind, ShotBuffer, ShotDetector, detection_frames
 
 FramesSink = Callable[[np.ndarray], None]
@@ -81,7 +81,7 @@ class _ShotEncoder:
 
     def result(self) -> np.ndarray:
         self.flush()
-        return np.concatenate(self.features) if self.features else np.zeros((0, 1024))
+        return np.concatenate(self.features) if self.features else np.zeros((0, FEATURE_DIM))
 
 
 def extract_video(
