@@ -51,6 +51,7 @@ class TemporalTrainConfig:
     weight_decay: float = 1e-4  # AdamW weight decay
     eval_interval: int = 250  # steps between validation passes (and checkpoint saves)
     eval_questions: int = 4096  # validation questions scored at each pass (0 = all)
+    resample: bool = True  # fresh distractors (same rules) for training questions each step
     seed: int = 0  # model init and batch order; batch at step s depends only on (seed, s)
 
 
@@ -140,6 +141,42 @@ def get_batch(
     )
 
 
+def resampled_batch(
+    data: TemporalData, idx: np.ndarray, rng: np.random.Generator
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Questions ``idx`` with freshly drawn distractors and answer positions.
+
+    Same rules as the saved set (never a given shot or the true one; in-movie from the
+    question's movie, cross-movie from its split's movies), so a small training set
+    shows the model many more negatives than its fixed questions hold. Distractors may
+    repeat within a question; at these pool sizes it is rare and harmless.
+    """
+    qset, offsets = data.qset, data.table.offsets
+    m, k = qset.config.context, qset.config.choices - 1
+    rows = data.rows.context[torch.as_tensor(idx, dtype=torch.long)].numpy().astype(np.int64)
+    true = rows[:, -1] + 1  # table row of the true next shot
+    first = rows[:, 0]  # the block [first, true] is never a distractor
+    if qset.config.setting == "in-movie":
+        start = offsets[qset.video[idx]]
+        free = offsets[qset.video[idx] + 1] - start - (m + 1)
+        draws = (rng.random((len(idx), k)) * free[:, None]).astype(np.int64) + start[:, None]
+        draws += (m + 1) * (draws >= first[:, None])
+    else:
+        pool = data.split_rows(qset.splits[qset.videos[int(qset.video[idx[0]])]])
+        draws = pool[rng.integers(0, len(pool), size=(len(idx), k))]
+        clash = (draws >= first[:, None]) & (draws <= true[:, None])
+        while clash.any():
+            draws[clash] = pool[rng.integers(0, len(pool), size=int(clash.sum()))]
+            clash = (draws >= first[:, None]) & (draws <= true[:, None])
+    answer = rng.integers(0, k + 1, size=len(idx))
+    cands = np.empty((len(idx), k + 1), dtype=np.int64)
+    is_true = np.arange(k + 1)[None, :] == answer[:, None]
+    cands[is_true] = true
+    cands[~is_true] = draws.reshape(-1)
+    table = data.table
+    return table.gather(rows), table.gather(cands), torch.from_numpy(answer)
+
+
 def lr_at(step: int, config: TemporalTrainConfig) -> float:
     """Linear warm-up, then cosine decay to min_lr."""
     if step < config.warmup:
@@ -187,6 +224,7 @@ class TemporalData:
     encoder: str = ""
     encoder_id: str = ""
     read_seconds: float = field(default=0.0)
+    _split_rows: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_store(
@@ -205,6 +243,15 @@ class TemporalData:
         table = ShotTable.from_store(store, encoder, qset.videos, progress=progress)
         return cls(qset, table, QuestionRows.build(qset, table), encoder, encoder_id,
                    time.perf_counter() - t0)
+
+    def split_rows(self, split: str) -> np.ndarray:
+        """Table rows of every shot of one split's movies (cross-movie distractor pool)."""
+        if split not in self._split_rows:
+            offsets = self.table.offsets
+            self._split_rows[split] = np.concatenate(
+                [np.arange(offsets[i], offsets[i + 1]) for i, v in enumerate(self.qset.videos)
+                 if self.qset.splits[v] == split] or [np.zeros(0, np.int64)])
+        return self._split_rows[split]
 
     @classmethod
     def from_arrays(cls, qset: QuestionSet, arrays: dict[str, np.ndarray]) -> TemporalData:
@@ -288,10 +335,12 @@ def train(
     while step < train_config.steps:
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step, train_config)
-        batch = np.random.default_rng([train_config.seed, 2, step]).choice(
-            train_idx, train_config.batch_size
-        )
-        _, loss = model(*get_batch(data.table, data.rows, batch))
+        rng = np.random.default_rng([train_config.seed, 2, step])
+        batch = rng.choice(train_idx, train_config.batch_size)
+        if train_config.resample:
+            _, loss = model(*resampled_batch(data, batch, rng))
+        else:
+            _, loss = model(*get_batch(data.table, data.rows, batch))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -299,13 +348,15 @@ def train(
         seen += len(batch)
         bar.update(1)
         if step % train_config.eval_interval == 0 or step == train_config.steps:
+            message = f"step {step}: loss {loss.item():.4f}"
             if len(val_probe):
                 val = evaluate(model, data.table, data.rows, val_probe)["accuracy"]
                 best_val = max(best_val, val)
                 bar.set_postfix(loss=f"{loss.item():.3f}", val=f"{val:.3f}")
-                if log is not None:
-                    log(f"step {step}: loss {loss.item():.4f}, val accuracy {val:.4f}")
+                message += f", val accuracy {val:.4f}"
             checkpoint(step)
+            if log is not None:
+                log(message)
     bar.close()
     elapsed = time.perf_counter() - t0
     metrics: dict[str, Any] = {
