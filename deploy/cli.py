@@ -17,6 +17,7 @@ COMMAND_MODULES = (
     "storyline.trainers.encoder_commands",  # encoder, retrieve, response
     "storyline.trainers.commands",  # questions, train, eval, report
     "storyline.trainers.synth_commands",  # synth
+    "storyline.deploy.demo",  # demo
 )
 
 
