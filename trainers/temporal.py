@@ -37,6 +37,7 @@ class TemporalConfig:
     hidden: int = 256  # LSTM state size (paper: 256)
     conv_channels: tuple[int, ...] = (256, 64)  # widths of the 1x1 convs before the score
     dropout: float = 0.1  # dropout after each hidden 1x1 conv
+    input_dropout: float = 0.0  # dropout on the standardized shot features (regularizer)
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,7 @@ class NextShotModel(nn.Module):
         pairs = zip(widths[:-1], widths[1:], strict=True)
         self.convs = nn.ModuleList(nn.Conv1d(a, b, 1) for a, b in pairs)
         self.dropout = nn.Dropout(config.dropout)
+        self.input_dropout = nn.Dropout(config.input_dropout)
 
     def set_feature_stats(self, mean: torch.Tensor, std: torch.Tensor) -> None:
         self.feature_mean.copy_(mean)
@@ -82,8 +84,8 @@ class NextShotModel(nn.Module):
         targets: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         h = self.config.hidden
-        context = (context - self.feature_mean) / self.feature_std  # B x m x D
-        candidates = (candidates - self.feature_mean) / self.feature_std  # B x n x D
+        context = self.input_dropout((context - self.feature_mean) / self.feature_std)  # B x m x D
+        candidates = self.input_dropout((candidates - self.feature_mean) / self.feature_std)
         _, (state, _) = self.lstm(context)  # 1 x B x H
         # First 1x1 conv over [state; candidate] (B x (H + D) x n), computed as W_s state +
         # W_c candidate: the same numbers without building the repeated n x 1280 input,
