@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
 from storyline.store import FeatureStore
 from storyline.trainers.planted import PlantedConfig, write_planted_store
 from storyline.trainers.questions import QuestionConfig, get_questions

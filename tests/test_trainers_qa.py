@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 from gensim.models import KeyedVectors
+
 from storyline.deploy.cli import main
 from storyline.store import FeatureStore
 from storyline.trainers.data import TrainerError

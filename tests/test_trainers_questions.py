@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from storyline.store import FeatureStore
 from storyline.trainers.data import TrainerError, assign_splits, paper_counts
 from storyline.trainers.planted import PlantedConfig, write_planted_store

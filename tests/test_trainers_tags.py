@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+
 from storyline.deploy.cli import main
 from storyline.store import FeatureStore
 from storyline.trainers.data import TrainerError

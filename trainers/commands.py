@@ -74,14 +74,15 @@ def _manifest_ids(path: str | None) -> list[str] | None:
 
 
 def _encoder(store: FeatureStore, name: str | None) -> str:
-    """The named encoder, or the store's only one."""
-    if name:
-        return name
-    names = sorted(store.encoders())
-    if len(names) == 1:
-        return names[0]
-    raise TrainerError(f"store {store.url} holds encoders {names or 'none'}: pick one with "
-                       "--encoder")
+    """The named encoder, or the store's only one, checked against the store."""
+    if not name:
+        names = sorted(store.encoders())
+        if len(names) > 1:
+            raise TrainerError(f"store {store.url} holds encoders {names}: pick one with "
+                               "--encoder")
+        name = names[0] if names else ""
+    check_encoder(store, name)
+    return name
 
 
 def _question_config(args: argparse.Namespace, setting: str) -> QuestionConfig:

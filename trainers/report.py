@@ -49,9 +49,10 @@ def encoder_results(
         qconf = QuestionConfig(setting=setting, context=config.context, choices=config.choices,
                                seed=config.seed)
         try:
-            if qconf.name in saved and only is None:
-                qset = load_questions(store, qconf.name)
-            else:
+            qset = load_questions(store, qconf.name) if qconf.name in saved else None
+            if qset is not None and only is not None and not set(qset.videos) <= set(only):
+                qset = None  # saved over other videos than the report is asked about
+            if qset is None:
                 qset = build_questions(store, qconf, only=only)
                 out["notes"].append(f"{qconf.name}: built for this report (not saved in the "
                                     "store)")

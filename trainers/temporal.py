@@ -8,6 +8,7 @@ Baseline: cosine between the mean of the given shots and each candidate.
 
 from __future__ import annotations
 
+import copy
 import math
 import sys
 import time
@@ -53,6 +54,7 @@ class TemporalTrainConfig:
     eval_interval: int = 250  # steps between validation passes (and checkpoint saves)
     eval_questions: int = 4096  # validation questions scored at each pass (0 = all)
     resample: bool = True  # fresh distractors (same rules) for training questions each step
+    keep_best: bool = True  # checkpoint and return the best validation pass (early stopping)
     seed: int = 0  # model init and batch order; batch at step s depends only on (seed, s)
 
 
@@ -280,8 +282,10 @@ def train(
 ) -> tuple[NextShotModel, dict[str, Any]]:
     """Train on the training movies' questions, validating on the validation movies'.
 
-    The checkpoint at ``out`` is written at every validation pass and at the end; with
-    ``resume`` a run continues from it to ``train_config.steps``.
+    The checkpoint at ``out`` is written at each validation pass that improves on the
+    best so far (every pass without ``keep_best``); with ``resume`` a run continues from it
+    to ``train_config.steps``. Small training sets overfit after a few hundred steps, so by
+    default the model returned is the best one on the validation movies.
     """
     qset = data.qset
     train_idx, val_idx = qset.indices("train"), qset.indices("val")
@@ -293,7 +297,8 @@ def train(
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=train_config.lr, weight_decay=train_config.weight_decay
     )
-    step, best_val = 0, -1.0
+    step, best_val, best_step = 0, -1.0, 0
+    best_state: dict[str, torch.Tensor] | None = None
     if resume and out is not None:
         try:
             ckpt = load_checkpoint(out, KIND)
@@ -310,6 +315,8 @@ def train(
                                           weight_decay=train_config.weight_decay)
             optimizer.load_state_dict(ckpt["optimizer"])
             step, best_val = int(ckpt["step"]), float(ckpt.get("best_val", -1.0))
+            best_step = step
+            best_state = copy.deepcopy(model.state_dict())
     rng = np.random.default_rng([train_config.seed, 1])
     val_probe = val_idx
     if train_config.eval_questions and len(val_idx) > train_config.eval_questions:
@@ -351,20 +358,29 @@ def train(
         bar.update(1)
         if step % train_config.eval_interval == 0 or step == train_config.steps:
             message = f"step {step}: loss {loss.item():.4f}"
+            improved = True
             if len(val_probe):
                 val = evaluate(model, data.table, data.rows, val_probe)["accuracy"]
+                improved = val > best_val
                 best_val = max(best_val, val)
                 bar.set_postfix(loss=f"{loss.item():.3f}", val=f"{val:.3f}")
-                message += f", val accuracy {val:.4f}"
-            checkpoint(step)
+                message += f", val accuracy {val:.4f}" + (" (best)" if improved else "")
+            if improved:
+                best_step, best_state = step, copy.deepcopy(model.state_dict())
+            if improved or not train_config.keep_best:
+                checkpoint(step)
             if log is not None:
                 log(message)
     bar.close()
     elapsed = time.perf_counter() - t0
+    if train_config.keep_best and best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
     metrics: dict[str, Any] = {
         "setting": qset.config.setting,
         "questions": int(len(train_idx)),
         "steps": step,
+        "best_step": best_step if train_config.keep_best else step,
         "questions_per_s": seen / elapsed if elapsed > 0 else None,
     }
     if len(val_idx):
