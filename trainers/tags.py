@@ -214,6 +214,14 @@ def recall_at_k(scores: np.ndarray, labels: np.ndarray, k: int = 3) -> float:
     return float(np.mean(hits / labels[has].sum(1)))
 
 
+def chance_map(labels: np.ndarray, *, draws: int = 200, seed: int = 0) -> float:
+    """Expected MAP of random scores on these labels (about the mean class frequency,
+    higher for small sets), estimated over seeded random rankings."""
+    rng = np.random.default_rng(seed)
+    values = [mean_average_precision(rng.random(labels.shape), labels) for _ in range(draws)]
+    return float(np.nanmean(values)) if values else float("nan")
+
+
 def mean_average_precision(scores: np.ndarray, labels: np.ndarray) -> float:
     """Mean over classes with a positive of the average precision of ranking videos."""
     aps = []
@@ -256,6 +264,7 @@ def evaluate(model: TagModel, data: TagData, videos: np.ndarray, *,
             "recall@3": recall_at_k(scores[:, cols], labels[:, cols], 3) if n_classes else None,
             "map": mean_average_precision(scores[:, cols], labels[:, cols]) if n_classes else None,
             "chance_recall@3": min(1.0, 3 / n_classes) if n_classes else None,
+            "chance_map": chance_map(labels[:, cols]) if n_classes else None,
             "classes": n_classes,
         }
     return out
