@@ -218,8 +218,10 @@ def chance_map(labels: np.ndarray, *, draws: int = 200, seed: int = 0) -> float:
     """Expected MAP of random scores on these labels (about the mean class frequency,
     higher for small sets), estimated over seeded random rankings."""
     rng = np.random.default_rng(seed)
-    values = [mean_average_precision(rng.random(labels.shape), labels) for _ in range(draws)]
-    return float(np.nanmean(values)) if values else float("nan")
+    if not (labels > 0).any():
+        return float("nan")
+    return float(np.mean([mean_average_precision(rng.random(labels.shape), labels)
+                          for _ in range(draws)]))
 
 
 def mean_average_precision(scores: np.ndarray, labels: np.ndarray) -> float:
