@@ -184,12 +184,20 @@ class ShotTable:
         """Per-dimension mean and std over the given videos' shots (float32).
 
         Models standardize inputs with these (stored in their state), since an encoder's
-        raw feature scale is arbitrary (a random encoder's especially).
+        raw feature scale is arbitrary (a random encoder's especially). Accumulated per
+        video, so a feature-film-sized table never gets a float32 copy.
         """
-        if video_indices is None:
-            feats = self.features
-        else:
-            parts = [self.video(i) for i in video_indices]
-            feats = torch.cat(parts) if parts else self.features
-        x = feats.float()
-        return x.mean(0), x.std(0).clamp_min(1e-4)
+        indices = range(len(self.video_ids)) if video_indices is None else video_indices
+        total = torch.zeros(self.dim, dtype=torch.float64)
+        squares = torch.zeros(self.dim, dtype=torch.float64)
+        count = 0
+        for i in indices:
+            x = self.video(i).double()
+            total += x.sum(0)
+            squares += (x * x).sum(0)
+            count += len(x)
+        if count == 0:
+            return torch.zeros(self.dim), torch.ones(self.dim)
+        mean = total / count
+        var = (squares / count - mean * mean).clamp_min(0) * count / max(count - 1, 1)
+        return mean.float(), var.sqrt().float().clamp_min(1e-4)
