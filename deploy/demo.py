@@ -16,12 +16,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 
-def _step(title: str, argv: list[str], main: Callable[[list[str]], int], *, ok=(0,)) -> None:
-    print(f"\n== {title}\n$ storyline {shlex.join(argv)}", flush=True)
+def _step(title: str, command: str, main: Callable[[list[str]], int]) -> None:
+    """Print a step and the command a user would type for it, then run that command."""
+    print(f"\n== {title}\n$ storyline {command}", flush=True)
     started = time.perf_counter()
-    code = main(argv)
+    code = main(shlex.split(command))
     print(f"   ({time.perf_counter() - started:.0f} s)", flush=True)
-    if code not in ok:
+    if code != 0:
         raise SystemExit(f"storyline demo: step failed with exit code {code}: {title}")
 
 
@@ -29,189 +30,75 @@ def run(args: argparse.Namespace) -> int:
     from .cli import main
 
     out = Path(args.out)
+    q = shlex.quote
     data = out / "data"
-    trailers, movies = str(out / "trailers.zarr"), str(out / "movies.zarr")
-    encoder_ckpt = str(out / "trailer-encoder.pt")
-    size = str(args.input_size)
-    quiet = ["--quiet"] if args.quiet else []
+    trailers, movies = q(str(out / "trailers.zarr")), q(str(out / "movies.zarr"))
+    ckpt = q(str(out / "trailer-encoder.pt"))
+    manifest = {name: q(str(data / f"{name}.csv")) for name in ("trailers", "movies", "clips")}
+    size, quiet = args.input_size, " --quiet" if args.quiet else ""
+    trained = f"--encoder trailers --checkpoint {ckpt}"
     started = time.perf_counter()
 
-    _step(
-        "1. Make synthetic trailers, movies and a MovieQA-style set (known cuts, planted tags)",
-        [
-            "synth",
-            "--out",
-            str(data),
-            "--movies",
-            str(args.movies),
-            "--trailers",
-            str(args.trailers),
-            "--seed",
-            "0",
-            *quiet,
-        ],
-        main,
-    )
-    _step(
-        "2. Trailers -> shots, features and cached frames, as a job on the embedded Ray",
-        [
-            "extract",
-            "--store",
-            trailers,
-            "--manifest",
-            str(data / "trailers.csv"),
-            "--frames",
-            "--input-size",
-            size,
-            "--job-id",
-            "demo-trailers",
-            *quiet,
-        ],
-        main,
-    )
-    _step(
-        "3. Learn the shot encoder from the trailers' genre and keyword tags",
-        [
-            "train",
-            "encoder",
-            "--store",
-            trailers,
-            "--out",
-            encoder_ckpt,
-            "--steps",
-            str(args.encoder_steps),
-            *quiet,
-        ],
-        main,
-    )
-    _step(
-        "4. Movies and QA clips -> shots and features of the trailer-trained encoder",
-        [
-            "extract",
-            "--store",
-            movies,
-            "--manifest",
-            str(data / "movies.csv"),
-            "--encoder",
-            "trailers",
-            "--checkpoint",
-            encoder_ckpt,
-            "--frames",
-            "--job-id",
-            "demo-movies-trailers",
-            *quiet,
-        ],
-        main,
-    )
-    _step(
-        "5. The same movies with the random encoder (shots reused, detection skipped)",
-        [
-            "extract",
-            "--store",
-            movies,
-            "--manifest",
-            str(data / "movies.csv"),
-            "--input-size",
-            size,
-            "--job-id",
-            "demo-movies-random",
-            *quiet,
-        ],
-        main,
-    )
-    _step(
-        "6. QA clips -> features of the trailer-trained encoder",
-        [
-            "extract",
-            "--store",
-            movies,
-            "--manifest",
-            str(data / "clips.csv"),
-            "--encoder",
-            "trailers",
-            "--checkpoint",
-            encoder_ckpt,
-            "--job-id",
-            "demo-clips",
-            *quiet,
-        ],
-        main,
-    )
-    _step(
-        "7. Next-shot questions (in-movie and cross-movie), saved in the store",
-        ["questions", "--store", movies, "--manifest", str(data / "movies.csv"), *quiet],
-        main,
-    )
-    _step(
-        "8. Movie QA head on clip features + word vectors",
-        [
-            "train",
-            "qa",
-            "--store",
-            movies,
-            "--encoder",
-            "trailers",
-            "--qa",
-            str(data / "qa.json"),
-            "--word-vectors",
-            str(data / "vectors.txt"),
-            "--out",
-            str(out / "qa.pt"),
-            *quiet,
-        ],
-        main,
-    )
-    _step(
-        "9. Report: LSTM vs baseline next-shot accuracy and tag classifiers, every encoder",
-        [
-            "report",
-            "--store",
-            movies,
-            "--manifest",
-            str(data / "movies.csv"),
-            "--out",
-            str(out / "report.md"),
-            *quiet,
-        ],
-        main,
-    )
-    _step(
-        "10. What the encoder sees: top shots for a tag, and tags along a movie",
-        [
-            "retrieve",
-            "--store",
-            movies,
-            "--encoder",
-            "trailers",
-            "--checkpoint",
-            encoder_ckpt,
-            "--tag",
-            args.tag,
-            "--top",
-            "16",
-            "--out",
-            str(out / f"retrieve-{args.tag}.png"),
-        ],
-        main,
-    )
-    movie_id = _first_movie(movies)
+    steps = [
+        (
+            "1. Make synthetic trailers, movies and a MovieQA-style set (known cuts, tags)",
+            f"synth --out {q(str(data))} --movies {args.movies} --trailers {args.trailers}"
+            f" --seed 0{quiet}",
+        ),
+        (
+            "2. Trailers -> shots, features and cached frames, as a job on the embedded Ray",
+            f"extract --store {trailers} --manifest {manifest['trailers']} --frames"
+            f" --input-size {size} --job-id demo-trailers{quiet}",
+        ),
+        (
+            "3. Learn the shot encoder from the trailers' genre and keyword tags",
+            f"train encoder --store {trailers} --out {ckpt} --steps {args.encoder_steps}"
+            f" --batch-videos 4 --shots-per-video 4 --warmup 10"
+            f" --eval-interval {args.encoder_steps}{quiet}",
+        ),
+        (
+            "4. Movies -> shots and features of the trailer-trained encoder",
+            f"extract --store {movies} --manifest {manifest['movies']} {trained} --frames"
+            f" --job-id demo-movies-trailers{quiet}",
+        ),
+        (
+            "5. The same movies with the random encoder (shots reused, detection skipped)",
+            f"extract --store {movies} --manifest {manifest['movies']} --input-size {size}"
+            f" --job-id demo-movies-random{quiet}",
+        ),
+        (
+            "6. QA clips -> features of the trailer-trained encoder",
+            f"extract --store {movies} --manifest {manifest['clips']} {trained}"
+            f" --job-id demo-clips{quiet}",
+        ),
+        (
+            "7. Next-shot questions (in-movie and cross-movie), saved in the store",
+            f"questions --store {movies} --manifest {manifest['movies']}{quiet}",
+        ),
+        (
+            "8. Movie QA head on clip features + word vectors",
+            f"train qa --store {movies} --encoder trailers --qa {q(str(data / 'qa.json'))}"
+            f" --word-vectors {q(str(data / 'vectors.txt'))} --out {q(str(out / 'qa.pt'))}"
+            f"{quiet}",
+        ),
+        (
+            "9. Report: next-shot accuracy (LSTM vs baseline) and tag classifiers, per encoder",
+            f"report --store {movies} --manifest {manifest['movies']}"
+            f" --out {q(str(out / 'report.md'))}{quiet}",
+        ),
+        (
+            "10. What the encoder sees: the shots that respond most to a tag",
+            f"retrieve --store {movies} {trained} --tag {q(args.tag)} --top 16"
+            f" --out {q(str(out / f'retrieve-{args.tag}.png'))}",
+        ),
+    ]
+    for title, command in steps:
+        _step(title, command, main)
+    movie_id = _first_movie(str(out / "movies.zarr"))
     _step(
         f"11. Tag responses along movie {movie_id}",
-        [
-            "response",
-            "--store",
-            movies,
-            "--video",
-            movie_id,
-            "--encoder",
-            "trailers",
-            "--checkpoint",
-            encoder_ckpt,
-            "--tags",
-            args.response_tags,
-            "--out",
-            str(out / f"response-{movie_id}.png"),
-        ],
+        f"response --store {movies} --video {movie_id} {trained}"
+        f" --tags {q(args.response_tags)} --out {q(str(out / f'response-{movie_id}.png'))}",
         main,
     )
     print(
@@ -235,9 +122,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--movies", type=int, default=16)
     parser.add_argument("--trailers", type=int, default=32)
     parser.add_argument(
-        "--input-size", type=int, default=112, help="encoder input (the paper's is 224)"
+        "--input-size", type=int, default=64, help="encoder input (the paper's: 224)"
     )
-    parser.add_argument("--encoder-steps", type=int, default=300)
+    parser.add_argument("--encoder-steps", type=int, default=120)
     parser.add_argument("--tag", default="horror", help="tag to retrieve shots for")
     parser.add_argument("--response-tags", default="horror,romance,scifi")
     parser.add_argument("--quiet", action="store_true")
