@@ -41,7 +41,7 @@ def make_video(path: Path, seconds: int, shot_seconds: int = 8, fps: int = 24) -
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
 
     def frames():
-        for shot in range(seconds // shot_seconds):
+        for _ in range(seconds // shot_seconds):
             base = rng.uniform(40, 200, size=3)
             freq = rng.uniform(0.01, 0.04, size=2)
             for t in range(shot_seconds * fps):
@@ -64,7 +64,10 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=180)
     parser.add_argument("--input-size", type=int, default=224)
     parser.add_argument("--repeat", type=int, default=1, help="runs per measure; best is kept")
+    parser.add_argument("--threads", type=int, help="torch threads (default: torch's)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     video = args.video
     if video is None:
