@@ -81,11 +81,6 @@ class QuestionSet:
     def __len__(self) -> int:
         return len(self.video)
 
-    def split_of_question(self) -> np.ndarray:
-        """(q,) split name of every question."""
-        per_video = np.array([self.splits[v] for v in self.videos] or [""], dtype=object)
-        return per_video[self.video] if len(self.video) else np.array([], dtype=object)
-
     def indices(self, split: str) -> np.ndarray:
         """Question indices of one split (a split is a set of movies)."""
         if split not in SPLITS:

@@ -43,9 +43,9 @@ class TemporalConfig:
 
 @dataclass(frozen=True)
 class TemporalTrainConfig:
-    """Optimization settings; small defaults train in about a minute on CPU."""
+    """Optimization settings; the defaults train in a minute or two on one CPU core."""
 
-    steps: int = 1500  # optimizer steps in total (a resumed run continues to this)
+    steps: int = 1000  # optimizer steps in total (a resumed run continues to this)
     batch_size: int = 64  # questions per step
     lr: float = 1e-3  # peak learning rate (AdamW)
     min_lr: float = 1e-4  # learning rate at the end of the cosine decay
