@@ -39,6 +39,7 @@ from ..extractor.models.bninception import BNInception, bn_inception
 from ..store import FeatureStore, VideoNotFoundError
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data import TrainerError, assign_splits, open_store, stable_seed, video_tags
+from .metrics import mean_average_precision, recall_at_k
 
 KIND = "encoder"
 ARCHITECTURE = "bn_inception"
@@ -325,31 +326,6 @@ def load_init(path: str) -> tuple[dict[str, torch.Tensor], Preprocessing, str]:
 
 
 # ---------------------------------------------------------------------------- metrics
-def recall_at_k(scores: np.ndarray, labels: np.ndarray, k: int = 3) -> float:
-    """Mean over videos with a tag of |top-k tags ∩ true tags| / |true tags|."""
-    has = labels.sum(1) > 0
-    if not has.any():
-        return float("nan")
-    top = np.argsort(-scores[has], axis=1, kind="stable")[:, :k]
-    hits = np.take_along_axis(labels[has], top, axis=1).sum(1)
-    return float(np.mean(hits / labels[has].sum(1)))
-
-
-def mean_average_precision(scores: np.ndarray, labels: np.ndarray) -> float:
-    """Mean over tags with a positive video of the average precision of ranking the videos
-    by that tag's score."""
-    aps = []
-    for t in range(labels.shape[1]):
-        y = labels[:, t] > 0
-        if not y.any():
-            continue
-        order = np.argsort(-scores[:, t], kind="stable")
-        hits = y[order]
-        precision = np.cumsum(hits) / np.arange(1, len(hits) + 1)
-        aps.append(float(precision[hits].mean()))
-    return float(np.mean(aps)) if aps else float("nan")
-
-
 def tag_metrics(scores: np.ndarray, labels: np.ndarray, n_genres: int) -> dict[str, float]:
     """recall@3 and MAP of genres, MAP of keywords (NaN where a part has no tags)."""
     g = n_genres

@@ -25,6 +25,7 @@ from tqdm import tqdm
 from ..store import FeatureStore
 from .checkpoint import check_checkpoint_encoder, load_checkpoint, save_checkpoint
 from .data import ShotTable, TrainerError, assign_splits, check_encoder, video_tags
+from .metrics import chance_map, mean_average_precision, recall_at_k
 
 KIND = "tags"
 METHODS = {"average": "Score Average", "lstm": "Feature + LSTM"}
@@ -202,40 +203,6 @@ def lr_at(step: int, config: TagsTrainConfig) -> float:
         return config.lr * (step + 1) / config.warmup
     progress = min(1.0, (step - config.warmup) / max(1, config.steps - config.warmup))
     return config.min_lr + 0.5 * (1 + math.cos(math.pi * progress)) * (config.lr - config.min_lr)
-
-
-def recall_at_k(scores: np.ndarray, labels: np.ndarray, k: int = 3) -> float:
-    """Mean over videos with a label of |top-k ∩ true| / |true|."""
-    has = labels.sum(1) > 0
-    if not has.any():
-        return float("nan")
-    top = np.argsort(-scores[has], axis=1, kind="stable")[:, :k]
-    hits = np.take_along_axis(labels[has], top, axis=1).sum(1)
-    return float(np.mean(hits / labels[has].sum(1)))
-
-
-def chance_map(labels: np.ndarray, *, draws: int = 200, seed: int = 0) -> float:
-    """Expected MAP of random scores on these labels (about the mean class frequency,
-    higher for small sets), estimated over seeded random rankings."""
-    rng = np.random.default_rng(seed)
-    if not (labels > 0).any():
-        return float("nan")
-    return float(np.mean([mean_average_precision(rng.random(labels.shape), labels)
-                          for _ in range(draws)]))
-
-
-def mean_average_precision(scores: np.ndarray, labels: np.ndarray) -> float:
-    """Mean over classes with a positive of the average precision of ranking videos."""
-    aps = []
-    for c in range(labels.shape[1]):
-        positives = labels[:, c] > 0
-        if not positives.any():
-            continue
-        order = np.argsort(-scores[:, c], kind="stable")
-        hits = positives[order]
-        precision = np.cumsum(hits) / np.arange(1, len(hits) + 1)
-        aps.append(float(precision[hits].mean()))
-    return float(np.mean(aps)) if aps else float("nan")
 
 
 @torch.no_grad()
