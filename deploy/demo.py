@@ -124,7 +124,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--input-size", type=int, default=64, help="encoder input (the paper's: 224)"
     )
-    parser.add_argument("--encoder-steps", type=int, default=120)
+    parser.add_argument("--encoder-steps", type=int, default=60)
     parser.add_argument("--tag", default="horror", help="tag to retrieve shots for")
     parser.add_argument("--response-tags", default="horror,romance,scifi")
     parser.add_argument("--quiet", action="store_true")
