@@ -93,13 +93,16 @@ def markdown(results: dict[str, dict[str, Any]], config: ReportConfig) -> str:
                 lines.append(f"| {encoder} | {label} | — | — | — | — |")
                 continue
             g, k = m["genres"], m["keywords"]
-            chance = {"genres": g["chance_recall@3"], "keywords": k["chance_recall@3"]}
+            chance = {"genres": g["chance_recall@3"], "keywords": k["chance_recall@3"],
+                      "genres_map": g.get("chance_map"), "keywords_map": k.get("chance_map")}
             scored_on = f"{m['videos']} {m['split']} videos"
             lines.append(f"| {encoder} | {label} | {_fmt(g['recall@3'])} | {_fmt(g['map'])} | "
                          f"{_fmt(k['recall@3'])} | {_fmt(k['map'])} |")
     if chance:
-        lines.append(f"| — | chance | {_fmt(chance['genres'])} | | {_fmt(chance['keywords'])} | |")
-    lines += ["", f"Scored on {scored_on or 'no videos'}; {config.tags.steps} training steps.", "",
+        lines.append(f"| — | chance | {_fmt(chance['genres'])} | {_fmt(chance['genres_map'])} | "
+                     f"{_fmt(chance['keywords'])} | {_fmt(chance['keywords_map'])} |")
+    lines += ["", f"Scored on {scored_on or 'no videos'}; {config.tags.steps} training steps; "
+              "chance MAP is that of random rankings of the same videos.", "",
               "## Next-shot prediction (paper Table 5)", "",
               f"Accuracy choosing shot m+1 of {config.choices} (m = {config.context}), test "
               "movies.", "",
