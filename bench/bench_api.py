@@ -21,6 +21,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+
 from storyline.store import FeatureStore
 from storyline.store.jobs import COMPLETE, FAILED, JobRecord, JobSpec
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import ray
 import torch
+
 from storyline.extractor.encoder import random_encoder
 from storyline.extractor.manifest import read_manifest
 from storyline.extractor.pipeline import ExtractionSettings

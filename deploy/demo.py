@@ -84,6 +84,7 @@ def run(args: argparse.Namespace) -> int:
         (
             "9. Report: next-shot accuracy (LSTM vs baseline) and tag classifiers, per encoder",
             f"report --store {movies} --manifest {manifest['movies']}"
+            f" --steps {args.model_steps} --tag-steps {args.model_steps}"
             f" --out {q(str(out / 'report.md'))}{quiet}",
         ),
         (
@@ -125,6 +126,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--input-size", type=int, default=64, help="encoder input (the paper's: 224)"
     )
     parser.add_argument("--encoder-steps", type=int, default=60)
+    parser.add_argument(
+        "--model-steps", type=int, default=300, help="steps of each model the report trains"
+    )
     parser.add_argument("--tag", default="horror", help="tag to retrieve shots for")
     parser.add_argument("--response-tags", default="horror,romance,scifi")
     parser.add_argument("--quiet", action="store_true")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+
 from storyline.extractor.encoder import Encoder, random_encoder
 
 from .media import make_clip

@@ -14,12 +14,13 @@ import re
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import Tensor
+
 from storyline.extractor.models.bninception import BNInception, bn_inception
 from storyline.extractor.models.bninception_import import (
     CAFFE_BNINCEPTION_PREPROCESSING,
     convert_caffe_state_dict,
 )
-from torch import Tensor
 
 # block: (in, 1x1, 3x3 reduce, 3x3, double 3x3 reduce, double 3x3, pool proj); 0 = absent.
 CAFFE_BLOCKS: dict[str, tuple[int, int, int, int, int, int, int]] = {

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+
 from storyline.deploy.cli import main
 from storyline.extractor.encoder import Preprocessing, encoder_from_checkpoint
 from storyline.extractor.models.bninception import BNInception, bn_inception

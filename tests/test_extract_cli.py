@@ -11,6 +11,7 @@ import av
 import numpy as np
 import pytest
 import zarr
+
 from storyline.deploy.cli import main
 from storyline.store import FeatureStore
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from storyline.extractor.manifest import (
     ManifestError,
     entries_for_paths,

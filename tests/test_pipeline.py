@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from storyline.extractor.pipeline import ExtractionSettings, extract_video
 from storyline.extractor.shots import ShotBuffer, cuts_to_shots, sample_positions
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import ray
+
 from storyline.extractor.manifest import read_manifest
 from storyline.extractor.pipeline import ExtractionSettings
 from storyline.extractor.ray_runner import EncoderSpec, RayOptions, plan_workers, run_job

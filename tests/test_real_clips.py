@@ -9,6 +9,7 @@ import json
 
 import numpy as np
 import pytest
+
 from storyline.extractor.pipeline import ExtractionSettings, extract_video
 
 from .conftest import SHARED_DATA

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+
 from storyline.deploy.cli import main
 from storyline.extractor.encoder import encoder_from_checkpoint
 from storyline.store import FeatureStore

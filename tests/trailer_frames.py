@@ -10,6 +10,7 @@ this keeps its tests fast (the synth -> extract chain is tested with the extract
 from __future__ import annotations
 
 import numpy as np
+
 from storyline.store import FeatureStore
 
 GENRES = ("disc", "square", "ring", "cross", "bars", "triangle", "diamond", "hbar")
