@@ -87,26 +87,37 @@ def run(args: argparse.Namespace) -> int:
             f" --steps {args.model_steps} --tag-steps {args.model_steps}"
             f" --out {q(str(out / 'report.md'))}{quiet}",
         ),
-        (
-            "10. What the encoder sees: the shots that respond most to a tag",
-            f"retrieve --store {movies} {trained} --tag {q(args.tag)} --top 16"
-            f" --out {q(str(out / f'retrieve-{args.tag}.png'))}",
-        ),
     ]
     for title, command in steps:
         _step(title, command, main)
+    genres = _vocabulary(out / "trailer-encoder.pt")
+    tag = args.tag or genres[0]
+    _step(
+        "10. What the encoder sees: the shots that respond most to a tag",
+        f"retrieve --store {movies} {trained} --tag {q(tag)} --top 16"
+        f" --out {q(str(out / f'retrieve-{tag}.png'))}",
+        main,
+    )
     movie_id = _first_movie(str(out / "movies.zarr"))
+    tags = args.response_tags or ",".join(genres[:3])
     _step(
         f"11. Tag responses along movie {movie_id}",
         f"response --store {movies} --video {movie_id} {trained}"
-        f" --tags {q(args.response_tags)} --out {q(str(out / f'response-{movie_id}.png'))}",
+        f" --tags {q(tags)} --out {q(str(out / f'response-{movie_id}.png'))}",
         main,
     )
     print(
         f"\ndone in {time.perf_counter() - started:.0f} s. In {out}: trailers.zarr, movies.zarr,"
-        f" trailer-encoder.pt, report.md, retrieve-{args.tag}.png, response-{movie_id}.png"
+        f" trailer-encoder.pt, report.md, retrieve-{tag}.png, response-{movie_id}.png"
     )
     return 0
+
+
+def _vocabulary(checkpoint: Path) -> list[str]:
+    """The trained encoder's genres: the tags a response plot can show."""
+    from ..extractor.encoder import load_checkpoint
+
+    return list(load_checkpoint(checkpoint)["vocabulary"]["genres"])
 
 
 def _first_movie(store_url: str) -> str:
@@ -129,7 +140,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--model-steps", type=int, default=300, help="steps of each model the report trains"
     )
-    parser.add_argument("--tag", default="horror", help="tag to retrieve shots for")
-    parser.add_argument("--response-tags", default="horror,romance,scifi")
+    parser.add_argument("--tag", help="tag to retrieve shots for (default: the first genre)")
+    parser.add_argument("--response-tags", help="default: the encoder's first three genres")
     parser.add_argument("--quiet", action="store_true")
     parser.set_defaults(func=run)
