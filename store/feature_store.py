@@ -26,7 +26,7 @@ from typing import Any, Literal
 import numpy as np
 import zarr
 import zarr.codecs
-from zarr.errors import GroupNotFoundError
+from zarr.errors import ContainsGroupError, GroupNotFoundError
 
 from .errors import EncoderMismatchError, StoreError, VideoNotFoundError
 
@@ -77,6 +77,7 @@ class FeatureStore:
             ) from exc
         if mode != "r" and "storyline" not in self.root.attrs:
             self.root.attrs.update({"storyline": FORMAT_VERSION, "encoders": {}})
+            self._writable_videos()
 
     # ------------------------------------------------------------------ reading
     def encoders(self) -> dict[str, str]:
@@ -163,6 +164,14 @@ class FeatureStore:
         )
 
     # ------------------------------------------------------------------ writing
+    def _writable_videos(self) -> zarr.Group:
+        """The ``videos`` group, created if missing. Workers of one job start together: when
+        two create it at once, the loser takes the winner's (zarr raises for the second)."""
+        try:
+            return self.root.require_group("videos")
+        except ContainsGroupError:
+            return self.root["videos"]  # type: ignore[return-value]
+
     def register_encoder(self, name: str, encoder_id: str) -> None:
         """Bind an encoder name to an id, refusing a name that already holds another id.
 
@@ -184,7 +193,7 @@ class FeatureStore:
     def begin_video(self, video_id: str, *, attrs: dict[str, Any]) -> VideoWriter:
         """Start (re)writing a video. A complete video keeps its shots and other encoders'
         features; anything else under this id is stale and is removed first."""
-        videos = self.root.require_group("videos")
+        videos = self._writable_videos()
         existing = videos.get(video_id)
         if existing is not None and existing.attrs.get("status") == COMPLETE:
             return VideoWriter(existing, fresh=False)  # type: ignore[arg-type]
@@ -195,7 +204,7 @@ class FeatureStore:
 
     def mark_failed(self, video_id: str, *, source: str, error: str) -> None:
         """Record a failed video, unless an earlier run completed it (never damage that)."""
-        videos = self.root.require_group("videos")
+        videos = self._writable_videos()
         if video_id in videos:
             group = videos[video_id]
             if group.attrs.get("status") == COMPLETE:
