@@ -9,11 +9,13 @@ videos whose answers we planted:
 - Tags: a genre sets the palette and background texture of a scene; a plot keyword puts
   its own glyph (shape, colour and inner pattern) in a scene. A trailer shows shots of its
   film, so trailer and movie share tags.
-- Temporal order: every shot has a camera set-up ("role") whose layout, palette swap and
-  brightness are the same in every film. Dialogue scenes alternate two set-ups (shot,
-  reverse, shot, ...); story scenes follow one progression shared by all films
-  (establishing, approach, closeup, clash, aftermath); montages are random. So the next
-  shot follows from the last ones, not from the mean of the context.
+- Temporal order: every shot has a camera set-up ("role") whose layout, set piece (a lamp,
+  a window, a table...), palette swap and brightness are the same in every film. Dialogue
+  scenes alternate the two set-ups of a pair (A B A B ...); story scenes follow one
+  progression shared by all films (establishing, approach, closeup, clash, aftermath);
+  montages are random. So the next shot follows from the last ones (the shot two back, the
+  successor of the last set-up), not from the mean of the context; a film's scenes differ
+  in set-ups and palette, so its own shots are plausible distractors.
 - QA: clips are scenes cut from the movies; questions ask for the scene's genre or the
   object in it, so the right answer is what the clip shows.
 
@@ -81,13 +83,20 @@ class Glyph:
 
 @dataclass(frozen=True)
 class Role:
-    """A camera set-up, the same in every film, so transitions between set-ups are learnable."""
+    """A camera set-up, the same in every film, so transitions between set-ups are learnable.
 
-    horizon: float  # sky/ground split, fraction of the height
-    swap: bool  # sky takes the genre's second hue
+    Positions are fractions of the frame's central square, the part a square centre crop
+    (what the encoder sees) keeps.
+    """
+
+    swap: bool  # the sky takes the genre's second hue, paler
     gain: float  # brightness factor
-    actor: tuple[float, float, float]  # centre x, centre y, radius (fractions of the height)
-    glyph: tuple[float, float, float]  # centre x, centre y, size (fractions)
+    ground: tuple[float, float, float]  # HSV of the floor, the same in every film
+    horizon: float  # sky/ground split at the centre, fraction of the height
+    tilt: float = 0.0  # slope of the horizon (camera roll)
+    zoom: float = 1.0  # background texture scale
+    actors: tuple[tuple[float, float, float], ...] = ((0.5, 0.6, 0.15),)  # x, y, radius
+    glyph: tuple[float, float, float] = (0.5, 0.35, 0.35)  # x, y, size of the keyword's glyph
 
 
 # Hues keep clear of red (0/180): OpenCV's hue difference is not circular, so noise on a red
@@ -101,33 +110,78 @@ GENRES: dict[str, Genre] = {
     "scifi": Genre((92, 145), 225, 215, "grid", 0.60),
 }
 
+# Colours spread over hue, saturation and brightness, so a glyph is told by colour as well as
+# by shape (a random encoder sees colour much better than shape).
 KEYWORDS: dict[str, Glyph] = {
-    "explosion": Glyph("star", (20, 255, 255), "rings", "an explosion"),
-    "car": Glyph("car", (116, 230, 200), "hstripes", "a car"),
-    "ghost": Glyph("ghost", (95, 45, 250), "plain", "a ghost"),
-    "wedding": Glyph("rings", (27, 170, 235), "plain", "a wedding ring"),
-    "robot": Glyph("robot", (104, 70, 175), "checker", "a robot"),
-    "money": Glyph("bars", (60, 220, 185), "vstripes", "some money"),
-    "murder": Glyph("dagger", (168, 230, 160), "plain", "a bloody knife"),
-    "spaceship": Glyph("rocket", (134, 120, 235), "dots", "a spaceship"),
-    "love": Glyph("heart", (160, 185, 255), "plain", "a heart"),
-    "storm": Glyph("bolt", (31, 255, 255), "checker", "a lightning storm"),
+    "explosion": Glyph("star", (10, 255, 255), "rings", "an explosion"),
+    "car": Glyph("car", (118, 240, 210), "hstripes", "a car"),
+    "ghost": Glyph("ghost", (90, 30, 255), "plain", "a ghost"),
+    "wedding": Glyph("rings", (27, 190, 245), "plain", "a wedding ring"),
+    "robot": Glyph("robot", (100, 70, 140), "checker", "a robot"),
+    "money": Glyph("bars", (62, 230, 170), "vstripes", "some money"),
+    "murder": Glyph("dagger", (168, 230, 150), "plain", "a bloody knife"),
+    "spaceship": Glyph("rocket", (85, 255, 235), "dots", "a spaceship"),
+    "love": Glyph("heart", (155, 190, 255), "plain", "a heart"),
+    "storm": Glyph("bolt", (135, 220, 255), "checker", "a lightning storm"),
 }
 
+# Every cut swaps the palette (swap alternates) and goes from a dark floor to a bright one or
+# back, so each cut is strong in hue and brightness. Dialogue set-ups come in pairs that a
+# scene alternates; the story set-ups come in a fixed order.
 ROLES: dict[str, Role] = {
-    # dialogue: shot / reverse shot
-    "shot": Role(0.62, False, 1.00, (0.55, 0.56, 0.17), (1.25, 0.36, 0.40)),
-    "reverse": Role(0.36, True, 0.62, (1.12, 0.56, 0.17), (0.45, 0.38, 0.40)),
-    # the story progression, in order
-    "establishing": Role(0.78, False, 1.00, (0.85, 0.80, 0.06), (1.30, 0.30, 0.30)),
-    "approach": Role(0.50, True, 0.82, (0.70, 0.62, 0.11), (1.20, 0.35, 0.38)),
-    "closeup": Role(0.92, False, 0.72, (0.83, 0.60, 0.36), (1.45, 0.30, 0.32)),
-    "clash": Role(0.22, True, 1.00, (0.45, 0.55, 0.20), (1.05, 0.50, 0.62)),
-    "aftermath": Role(0.50, False, 0.45, (1.05, 0.66, 0.12), (0.50, 0.45, 0.36)),
+    "talk_a": Role(False, 1.00, (20, 150, 115), 0.62, actors=((0.30, 0.56, 0.17),),
+                   glyph=(0.75, 0.36, 0.36)),
+    "talk_b": Role(True, 0.62, (100, 110, 225), 0.36, actors=((0.72, 0.56, 0.17),),
+                   glyph=(0.25, 0.38, 0.36)),
+    "high": Role(False, 0.85, (60, 150, 110), 0.25, 0.25, 0.7, ((0.50, 0.72, 0.11),),
+                 (0.78, 0.70, 0.30)),
+    "low": Role(True, 1.00, (30, 110, 230), 0.70, -0.25, 1.4, ((0.50, 0.45, 0.22),),
+                (0.22, 0.22, 0.30)),
+    "two": Role(False, 0.70, (140, 140, 115), 0.55, 0.0, 0.8,
+                ((0.24, 0.60, 0.12), (0.76, 0.60, 0.12)), (0.50, 0.28, 0.30)),
+    "single": Role(True, 0.85, (75, 110, 220), 0.70, 0.0, 1.8, ((0.42, 0.64, 0.30),),
+                   (0.84, 0.28, 0.28)),
+    "establishing": Role(False, 1.00, (90, 150, 110), 0.70, 0.0, 0.6, ((0.50, 0.80, 0.05),),
+                         (0.78, 0.35, 0.28)),
+    "approach": Role(True, 0.82, (125, 110, 225), 0.50, 0.0, 0.9, ((0.32, 0.62, 0.11),),
+                     (0.72, 0.36, 0.34)),
+    "closeup": Role(False, 0.72, (160, 140, 120), 0.70, 0.0, 1.6, ((0.45, 0.64, 0.32),),
+                    (0.84, 0.22, 0.26)),
+    "clash": Role(True, 1.00, (12, 120, 225), 0.22, 0.0, 1.2, ((0.22, 0.55, 0.16),),
+                  (0.66, 0.50, 0.46)),
+    "aftermath": Role(False, 0.45, (115, 150, 100), 0.50, 0.15, 1.0, ((0.72, 0.68, 0.12),),
+                      (0.30, 0.45, 0.34)),
 }
-DIALOGUE = ("shot", "reverse")
+DIALOGUE = (("talk_a", "talk_b"), ("high", "low"), ("two", "single"))
 STORY = ("establishing", "approach", "closeup", "clash", "aftermath")
 CAST_HUES = (8.0, 40.0, 75.0, 100.0, 128.0, 150.0)  # costume colours, picked per film
+
+# The set each camera set-up sees, the same in every film: (HSV colour, opacity, shapes in
+# the central square's fractions). Layout and brightness alone did not make a set-up
+# recognisable across films to a randomly initialised encoder; a fixed set piece does.
+_RAIN = tuple(("poly", ((x, 0.0), (x + 0.05, 0.0), (x - 0.15, 1.0), (x - 0.2, 1.0)))
+              for x in (0.15, 0.4, 0.65, 0.9, 1.15))
+SET_PIECES: dict[str, tuple[tuple[float, float, float], float, tuple[tuple, ...]]] = {
+    "talk_a": ((24, 110, 250), 1.0, (("rect", 0.04, 0.3, 0.12, 1.0), ("disc", 0.08, 0.24, 0.12))),
+    "talk_b": ((100, 90, 245), 1.0, tuple(("rect", x, y, x + 0.2, y + 0.2)
+                                          for x in (0.54, 0.77) for y in (0.04, 0.27))),
+    "high": ((18, 160, 200), 1.0, tuple(("rect", i / 8, 0.8 + 0.1 * (i % 2), (i + 1) / 8,
+                                         0.9 + 0.1 * (i % 2)) for i in range(8))),
+    "low": ((15, 140, 95), 1.0, tuple(("rect", 0.0, y, 1.0, y + 0.1) for y in (0.0, 0.2))),
+    "two": ((12, 160, 130), 1.0, (("rect", 0.06, 0.72, 0.94, 0.84), ("rect", 0.12, 0.84, 0.18, 1.0),
+                                  ("rect", 0.82, 0.84, 0.88, 1.0))),
+    "single": ((120, 120, 200), 1.0, (("rect", 0.0, 0.04, 0.05, 0.96),
+                                      ("rect", 0.2, 0.04, 0.25, 0.96),
+                                      *(("rect", 0.0, 0.04 + 0.23 * i, 0.25, 0.1 + 0.23 * i)
+                                        for i in range(5)))),
+    "establishing": ((28, 200, 255), 1.0, (("disc", 0.8, 0.18, 0.15),)),
+    "approach": ((110, 60, 110), 1.0, (("poly", ((0.42, 0.55), (0.58, 0.55), (0.95, 1.0),
+                                                 (0.05, 1.0))),)),
+    "closeup": ((150, 160, 160), 1.0, tuple(("rect", 0.76 + 0.08 * i, 0.0, 0.81 + 0.08 * i, 1.0)
+                                            for i in range(3))),
+    "clash": ((30, 60, 255), 0.45, (("disc", 0.5, 0.5, 0.44),)),
+    "aftermath": ((105, 50, 220), 0.6, _RAIN),
+}
 
 GENRE_QUESTIONS = (
     "What genre is this scene?",
@@ -162,6 +216,7 @@ class SynthConfig:
     short_rate: float = 0.08  # share of very short (4-6 frame) shots in movies
     clips_per_movie: int = 3  # QA clips cut from each movie
     keyword_rate: float = 0.8  # share of scenes that show one of the film's keywords
+    glyph_scale: float = 1.8  # keyword glyph size relative to its set-up's default
     noise: float = 1.5  # sensor-noise standard deviation, in 8-bit levels
     crf: int = 20
 
@@ -238,8 +293,8 @@ def plan_title(seed: int, index: int) -> Title:
 def _scene_roles(kind: str, rng: np.random.Generator, previous: str | None) -> list[str]:
     """Set-ups of one scene; the first differs from the last shot before, so the cut shows."""
     if kind == "dialogue":
-        first = "shot" if previous is None or ROLES[previous].swap else "reverse"
-        other = DIALOGUE[1 - DIALOGUE.index(first)]
+        pair = DIALOGUE[int(rng.integers(len(DIALOGUE)))]
+        first, other = pair if previous is None or ROLES[previous].swap else pair[::-1]
         return [first if i % 2 == 0 else other for i in range(int(rng.integers(4, 9)))]
     if kind == "story":
         return list(STORY[: int(rng.integers(3, 6))])
@@ -269,6 +324,8 @@ def plan_movie(title: Title, seed: int, config: SynthConfig = SynthConfig()) -> 
     """The film's shots, scene by scene: dialogue 45%, story 40%, montage 15%."""
     rng = _rng(seed, _TITLE, title.index, 1)
     target = int(rng.integers(config.movie_shots[0], config.movie_shots[1] + 1))
+    # a film's own look (its grading and sets), so its shots resemble each other
+    film_hue, film_scale = float(rng.uniform(-8, 8)), float(rng.uniform(0.8, 1.25))
     shots: list[Shot] = []
     scene = 0
     while len(shots) < target:
@@ -280,8 +337,8 @@ def plan_movie(title: Title, seed: int, config: SynthConfig = SynthConfig()) -> 
         genre = str(rng.choice(title.genres))
         keyword = str(rng.choice(title.keywords)) if rng.random() < config.keyword_rate else None
         pair = rng.choice(len(title.cast), size=2, replace=False)
-        hue_jitter = float(rng.uniform(-6, 6))
-        texture_scale = float(rng.uniform(0.8, 1.25))
+        hue_jitter = film_hue + float(rng.uniform(-4, 4))
+        texture_scale = film_scale * float(rng.uniform(0.9, 1.1))
         pan = float(rng.uniform(0.1, 0.35) * rng.choice([-1, 1]))
         for i, role in enumerate(_scene_roles(kind, rng, previous)):
             actor = title.cast[int(pair[i % 2])] if kind == "dialogue" else title.cast[0]
@@ -296,7 +353,7 @@ def plan_movie(title: Title, seed: int, config: SynthConfig = SynthConfig()) -> 
                     hue_jitter=hue_jitter,
                     texture_scale=texture_scale,
                     pan=pan,
-                    motion=float(rng.uniform(-0.6, 0.6)),
+                    motion=float(rng.uniform(-0.35, 0.35)),
                     seed=int(rng.integers(2**31)),
                 )
             )
@@ -413,7 +470,7 @@ def _glyph_mask(shape: str, u: np.ndarray, v: np.ndarray) -> np.ndarray:
         return (head | skirt) & ~eyes
     if shape == "rings":
         left, right = np.hypot(u + 0.3, v), np.hypot(u - 0.3, v)
-        return (np.abs(left - 0.45) < 0.12) | (np.abs(right - 0.45) < 0.12)
+        return (np.abs(left - 0.45) < 0.16) | (np.abs(right - 0.45) < 0.16)
     if shape == "robot":
         head = (np.abs(u) < 0.6) & (np.abs(v - 0.15) < 0.6)
         antenna = (np.abs(u) < 0.06) & (v < -0.45) & (v > -0.9)
@@ -422,7 +479,7 @@ def _glyph_mask(shape: str, u: np.ndarray, v: np.ndarray) -> np.ndarray:
     if shape == "bars":
         return (np.abs(u) < 0.8) & (np.abs(v) < 0.75) & (np.sin(np.pi * (v + 1) * 2.5) > -0.3)
     if shape == "dagger":
-        width = 0.18 * np.clip(1 - (v + 0.95) / 1.4, 0, 1) + 0.02
+        width = 0.3 * np.clip(1 - (v + 0.95) / 1.4, 0, 1) + 0.06
         blade = (np.abs(u) < width) & (v > -0.95) & (v < 0.35)
         guard = (np.abs(u) < 0.55) & (np.abs(v - 0.42) < 0.08)
         hilt = (np.abs(u) < 0.1) & (v > 0.42) & (v < 0.9)
@@ -436,7 +493,7 @@ def _glyph_mask(shape: str, u: np.ndarray, v: np.ndarray) -> np.ndarray:
         return (x**2 + y**2 - 1) ** 3 - x**2 * y**3 < 0
     if shape == "bolt":
         edge = 0.45 * np.sin(np.pi * (v + 1) * 1.5)  # a zigzag
-        return (np.abs(u - edge) < 0.22) & (np.abs(v) < 0.95)
+        return (np.abs(u - edge) < 0.3) & (np.abs(v) < 0.95)
     raise ValueError(f"unknown glyph shape {shape!r}")
 
 
@@ -455,6 +512,26 @@ def _pattern(kind: str, u: np.ndarray, v: np.ndarray) -> np.ndarray:
     if kind == "dots":
         return 0.7 + 0.3 * (np.hypot((u * 5) % 2 - 1, (v * 5) % 2 - 1) < 0.5)
     raise ValueError(f"unknown glyph pattern {kind!r}")
+
+
+@lru_cache(maxsize=16)
+def _set_piece(role: str, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """(alpha size x size x 1, colour 3) of a set-up's set piece over the central square."""
+    hsv, opacity, shapes = SET_PIECES[role]
+    n = size * 4  # drawn 4x larger and averaged: soft edges, so panning it is smooth
+    mask = np.zeros((n, n), np.uint8)
+    for shape in shapes:
+        if shape[0] == "rect":
+            x0, y0, x1, y1 = (round(c * n) for c in shape[1:])
+            cv2.rectangle(mask, (x0, y0), (x1 - 1, y1 - 1), 255, thickness=-1)
+        elif shape[0] == "disc":
+            centre = (round(shape[1] * n), round(shape[2] * n))
+            cv2.circle(mask, centre, round(shape[3] * n), 255, thickness=-1)
+        else:
+            points = np.array([[round(x * n), round(y * n)] for x, y in shape[1]], np.int32)
+            cv2.fillPoly(mask, [points], 255)
+    alpha = mask.reshape(size, 4, size, 4).mean(axis=(1, 3)) / 255 * opacity
+    return alpha[..., None].astype(np.float32), _rgb(*hsv)
 
 
 @lru_cache(maxsize=32)
@@ -490,7 +567,7 @@ class _Stage:
 
     canvas: np.ndarray  # H x (W + pad) x 3 float32
     pad: int
-    actor: tuple[float, float, float, float]  # cx, cy, rx, ry in pixels
+    actors: tuple[tuple[float, float, float, float], ...]  # cx, cy, rx, ry in pixels
     actor_rgb: np.ndarray
     glyph: tuple[np.ndarray, np.ndarray, int, int] | None  # alpha, colour, top, left
 
@@ -508,29 +585,41 @@ def _stage(shot: Shot, config: SynthConfig) -> _Stage:
     sat = genre.sat * (0.55 if role.swap else 1.0)
     # Built in HSV, not mixed in RGB: a mix of two opposite hues in RGB passes through grey,
     # whose hue the codec scrambles at every keyframe; mixing hues keeps saturation up.
-    below = np.clip((y - role.horizon * h) / 1.5 + 0.5, 0, 1)  # ground: paler and darker
-    tex = _texture(genre.texture, x, y, shot.texture_scale, rng) * genre.strength
-    hue = first + shot.hue_jitter + (second - first) * tex
-    sat_map = (sat * (1 - 0.2 * below)) * (1 - tex) + genre.sat * tex
-    val_map = (val * (1 - 0.4 * below)) * (1 - tex) + min(255.0, val * 1.15) * tex
+    horizon = role.horizon * h + role.tilt * (x - (w + pad) / 2)
+    below = np.clip((y - horizon) / 1.5 + 0.5, 0, 1)  # ground: paler and darker
+    tex = _texture(genre.texture, x, y, shot.texture_scale * role.zoom, rng) * genre.strength
+    # the sky in the genre's colours, the floor in the set-up's own; the texture mixes the
+    # genre's accent colour into both
+    g_hue, g_sat, g_val = role.ground
+    base_hue = (first + shot.hue_jitter) * (1 - below) + g_hue * below
+    hue = base_hue + (second + shot.hue_jitter - base_hue) * tex
+    base_sat = sat * (1 - below) + g_sat * below
+    base_val = val * (1 - below) + g_val * shot.gain * below
+    sat_map = base_sat * (1 - tex) + genre.sat * tex
+    val_map = base_val * (1 - tex) + min(255.0, val * 1.15) * tex
     if genre.texture == "streaks":  # horror: vignette
         r2 = ((x - (w + pad) / 2) / w) ** 2 + ((y - h / 2) / h) ** 2
         val_map = val_map * np.clip(1.1 - 1.2 * r2, 0.6, 1)
     hsv = np.dstack([(hue % 180) * 2, np.clip(sat_map / 255, 0, 1), np.clip(val_map / 255, 0, 1)])
     canvas = cv2.cvtColor(hsv.astype(np.float32), cv2.COLOR_HSV2RGB) * 255
-    ax, ay, ar = role.actor
-    actor = (ax * h, ay * h, ar * h, ar * h * 1.5)
+    # the set piece, where the central square is at the first frame; it pans with the set
+    alpha, colour = _set_piece(shot.role, h)
+    left = (w - h) // 2 + (0 if shot.pan >= 0 else pad - 2)
+    region = canvas[:, left : left + h]
+    canvas[:, left : left + h] = region * (1 - alpha) + colour * alpha
+    left_edge = (w - h) / 2  # of the central square
+    actors = tuple((left_edge + ax * h, ay * h, ar * h, ar * h * 1.5) for ax, ay, ar in role.actors)
     actor_rgb = _rgb(shot.actor_hue, 200, min(255.0, 230 * max(role.gain, 0.7) * shot.gain))
     glyph = None
     if shot.keyword is not None:
         gx, gy, gs = role.glyph
-        size = max(8, int(round(gs * h)))
+        size = min(h, max(8, int(round(gs * h * config.glyph_scale))))
         alpha, colour = _glyph_sprite(shot.keyword, size)
         colour = colour * min(1.0, max(shot.gain, 0.6))
         top = int(np.clip(gy * h - size / 2, 0, h - size))
-        left = int(np.clip(gx * h - size / 2, 0, w - size))
+        left = int(np.clip(left_edge + gx * h - size / 2, 0, w - size))
         glyph = (alpha, colour, top, left)
-    return _Stage(canvas.astype(np.float32), pad, actor, actor_rgb, glyph)
+    return _Stage(canvas.astype(np.float32), pad, actors, actor_rgb, glyph)
 
 
 def _frame(shot: Shot, t: int, config: SynthConfig) -> np.ndarray:
@@ -541,10 +630,12 @@ def _frame(shot: Shot, t: int, config: SynthConfig) -> np.ndarray:
     i = int(math.floor(start))
     frac = start - i
     img = stage.canvas[:, i : i + w] * (1 - frac) + stage.canvas[:, i + 1 : i + 1 + w] * frac
-    # actor: a body ellipse and a head, moving sideways
-    cx, cy, rx, ry = stage.actor
-    cx += shot.motion * t
-    for ex, ey, erx, ery in ((cx, cy, rx, ry), (cx, cy - ry - rx * 0.55, rx * 0.6, rx * 0.6)):
+    # actors: a body ellipse and a head each, moving sideways
+    blobs = []
+    for cx, cy, rx, ry in stage.actors:
+        cx += shot.motion * t
+        blobs += [(cx, cy, rx, ry), (cx, cy - ry - rx * 0.55, rx * 0.6, rx * 0.6)]
+    for ex, ey, erx, ery in blobs:
         y0, y1 = max(0, int(ey - ery - 2)), min(h, int(ey + ery + 3))
         x0, x1 = max(0, int(ex - erx - 2)), min(w, int(ex + erx + 3))
         if y0 >= y1 or x0 >= x1:
@@ -763,7 +854,9 @@ def make_synthetic(
     _write_manifest(out / "movies.csv", movie_rows)
     _write_manifest(out / "trailers.csv", trailer_rows)
     _write_manifest(out / "clips.csv", clip_rows)
-    (out / "cuts.json").write_text(json.dumps(cuts, indent=1) + "\n", encoding="utf-8")
+    # one video per line, like ../shared/data/cuts.json
+    lines = [f" {json.dumps(k)}: {json.dumps(v)}" for k, v in cuts.items()]
+    (out / "cuts.json").write_text("{\n" + ",\n".join(lines) + "\n}\n", encoding="utf-8")
     (out / "qa.json").write_text(json.dumps(keyed, indent=1) + "\n", encoding="utf-8")
     with (out / "vectors.txt").open("w", encoding="utf-8") as handle:
         handle.write(f"{len(vectors)} {VECTOR_DIM}\n")
