@@ -10,7 +10,6 @@ answer's embedding (n x 1624), three 1x1 convolutions to n scores, softmax.
 from __future__ import annotations
 
 import json
-import math
 import re
 import sys
 from collections.abc import Callable
@@ -28,6 +27,7 @@ from ..extractor.manifest import safe_id
 from ..store import FeatureStore
 from .checkpoint import check_checkpoint_encoder, load_checkpoint, save_checkpoint
 from .data import TrainerError, assign_splits, check_encoder, normalize_split
+from .schedule import lr_at
 
 KIND = "qa"
 _TOKEN = re.compile(r"[A-Za-z0-9]+(?:'[A-Za-z]+)?")
@@ -260,14 +260,6 @@ def get_batch(data: QAData, idx: np.ndarray) -> tuple[torch.Tensor, ...]:
     """(clip B x Dc, question B x Dt, answers B x n x Dt, targets B) of questions idx."""
     idx = torch.as_tensor(idx, dtype=torch.long)
     return data.clip[idx], data.question[idx], data.answers[idx], data.correct[idx]
-
-
-def lr_at(step: int, config: QATrainConfig) -> float:
-    """Linear warm-up, then cosine decay to min_lr."""
-    if step < config.warmup:
-        return config.lr * (step + 1) / config.warmup
-    progress = min(1.0, (step - config.warmup) / max(1, config.steps - config.warmup))
-    return config.min_lr + 0.5 * (1 + math.cos(math.pi * progress)) * (config.lr - config.min_lr)
 
 
 @torch.no_grad()

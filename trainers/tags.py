@@ -9,7 +9,6 @@ Metrics, for genres and keywords separately: recall@3 and mean average precision
 
 from __future__ import annotations
 
-import math
 import sys
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -26,6 +25,7 @@ from ..store import FeatureStore
 from .checkpoint import check_checkpoint_encoder, load_checkpoint, save_checkpoint
 from .data import ShotTable, TrainerError, assign_splits, check_encoder, video_tags
 from .metrics import chance_map, mean_average_precision, recall_at_k
+from .schedule import lr_at
 
 KIND = "tags"
 METHODS = {"average": "Score Average", "lstm": "Feature + LSTM"}
@@ -195,14 +195,6 @@ def get_batch(
         seqs.append(shots)
     x, mask = _pad(seqs)
     return x, mask, data.labels[torch.as_tensor(videos, dtype=torch.long)]
-
-
-def lr_at(step: int, config: TagsTrainConfig) -> float:
-    """Linear warm-up, then cosine decay to min_lr."""
-    if step < config.warmup:
-        return config.lr * (step + 1) / config.warmup
-    progress = min(1.0, (step - config.warmup) / max(1, config.steps - config.warmup))
-    return config.min_lr + 0.5 * (1 + math.cos(math.pi * progress)) * (config.lr - config.min_lr)
 
 
 @torch.no_grad()

@@ -9,7 +9,6 @@ Baseline: cosine between the mean of the given shots and each candidate.
 from __future__ import annotations
 
 import copy
-import math
 import sys
 import time
 from collections.abc import Callable
@@ -26,6 +25,7 @@ from ..store import FeatureStore
 from .checkpoint import check_checkpoint_encoder, load_checkpoint, save_checkpoint
 from .data import ShotTable, TrainerError, check_encoder
 from .questions import QuestionConfig, QuestionSet
+from .schedule import lr_at
 
 KIND = "temporal"
 
@@ -179,14 +179,6 @@ def resampled_batch(
     cands[~is_true] = draws.reshape(-1)
     table = data.table
     return table.gather(rows), table.gather(cands), torch.from_numpy(answer)
-
-
-def lr_at(step: int, config: TemporalTrainConfig) -> float:
-    """Linear warm-up, then cosine decay to min_lr."""
-    if step < config.warmup:
-        return config.lr * (step + 1) / config.warmup
-    progress = min(1.0, (step - config.warmup) / max(1, config.steps - config.warmup))
-    return config.min_lr + 0.5 * (1 + math.cos(math.pi * progress)) * (config.lr - config.min_lr)
 
 
 @torch.no_grad()
