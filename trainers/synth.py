@@ -29,8 +29,10 @@ import colorsys
 import csv
 import json
 import math
+import multiprocessing
 import re
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
@@ -43,13 +45,18 @@ from ..extractor.manifest import CSV_COLUMNS, safe_id
 from ..extractor.video_writer import write_video
 
 __all__ = [
+    "DEFAULT_MOVIES",
+    "DEFAULT_TRAILERS",
+    "DIALOGUE",
     "GENRES",
     "KEYWORDS",
     "ROLES",
+    "STORY",
     "Shot",
     "SynthConfig",
     "SynthSummary",
     "Title",
+    "cut_frames",
     "cut_score",
     "make_synthetic",
     "plan_movie",
@@ -308,8 +315,8 @@ def _scene_roles(kind: str, rng: np.random.Generator, previous: str | None) -> l
 
 
 def _alternates(before: str | None, after: str) -> bool:
-    """Whether ``after`` may follow ``before``: the palette swaps at every cut, which makes
-    every cut strong in hue, so no shot has to be altered to be detectable."""
+    """Whether ``after`` may follow ``before``: every cut swaps the palette and the floor's
+    brightness, which keeps cuts strong without altering shots (see ``_ensure_cuts``)."""
     return before is None or ROLES[before].swap != ROLES[after].swap
 
 
@@ -321,7 +328,10 @@ def _shot_frames(kind: str, rng: np.random.Generator, short_rate: float) -> int:
 
 
 def plan_movie(title: Title, seed: int, config: SynthConfig = SynthConfig()) -> list[Shot]:
-    """The film's shots, scene by scene: dialogue 45%, story 40%, montage 15%."""
+    """The film's shots, scene by scene: dialogues, stories and a few montages.
+
+    Deterministic for (seed, film): a film is the same whatever else is generated.
+    """
     rng = _rng(seed, _TITLE, title.index, 1)
     target = int(rng.integers(config.movie_shots[0], config.movie_shots[1] + 1))
     # a film's own look (its grading and sets), so its shots resemble each other
@@ -379,20 +389,20 @@ def plan_trailer(title: Title, seed: int, config: SynthConfig = SynthConfig()) -
 def _ensure_cuts(shots: list[Shot], config: SynthConfig) -> list[Shot]:
     """Nudge the brightness of a shot whose cut from the one before would be too weak.
 
-    Rarely needed (two scenes of one genre meeting on similar set-ups); brightness is the
-    least structural thing to change.
+    Rarely needed (about 1 cut in 100: two scenes of one genre meeting on similar set-ups);
+    brightness is the least structural thing to change.
     """
     fixed: list[Shot] = []
     for shot in shots:
         if fixed:
             before = _frame(fixed[-1], fixed[-1].frames - 1, config)
+            scored = []
             for gain in (1.0, 0.55, 1.45, 0.35):
                 candidate = replace(shot, gain=gain)
-                if cut_score(before, _frame(candidate, 0, config)) >= MIN_CUT_SCORE:
-                    shot = candidate
+                scored.append((cut_score(before, _frame(candidate, 0, config)), candidate))
+                if scored[-1][0] >= MIN_CUT_SCORE:
                     break
-            else:
-                shot = replace(shot, gain=0.35)
+            shot = max(scored, key=lambda pair: pair[0])[1]
         fixed.append(shot)
     return fixed
 
@@ -770,6 +780,40 @@ def _row(video: str, vid: str, title: Title) -> dict[str, str]:
     }
 
 
+def _write_one(out: Path, path: str, shots: list[Shot], config: SynthConfig) -> int:
+    return write_video(out / path, render_shots(shots, config), fps=config.fps, crf=config.crf)
+
+
+def _write_videos(
+    out: Path,
+    jobs: list[tuple[str, list[Shot]]],
+    config: SynthConfig,
+    *,
+    workers: int,
+    progress: bool,
+) -> list[int]:
+    """Render and encode every video (encoding is most of the time); frame counts in order."""
+    bar = tqdm(total=len(jobs), desc="synth videos", unit="video", disable=not progress)
+    counts = [0] * len(jobs)
+    with bar:
+        if workers == 1:
+            for i, (path, shots) in enumerate(jobs):
+                counts[i] = _write_one(out, path, shots, config)
+                bar.update()
+            return counts
+        # spawn, not fork: the parent may hold torch's or OpenCV's threads
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(workers, mp_context=context) as pool:
+            futures = {
+                pool.submit(_write_one, out, path, shots, config): i
+                for i, (path, shots) in enumerate(jobs)
+            }
+            for future in as_completed(futures):
+                counts[futures[future]] = future.result()
+                bar.update()
+    return counts
+
+
 def make_synthetic(
     out: str | Path,
     *,
@@ -777,15 +821,19 @@ def make_synthetic(
     trailers: int = DEFAULT_TRAILERS,
     seed: int = 0,
     config: SynthConfig = SynthConfig(),
+    workers: int = 1,
     progress: bool = True,
 ) -> SynthSummary:
     """Write the synthetic data set into ``out``; see the module docstring for what it holds.
 
     Film ``i`` has movie ``movie_i`` (for ``i < movies``) and trailer ``trailer_i`` (for
-    ``i < trailers``), so a trailer with a movie shares its tags and split.
+    ``i < trailers``), so a trailer with a movie shares its tags and split. ``workers``
+    processes render and encode videos in parallel; the output does not depend on it.
     """
     if movies < 0 or trailers < 0 or movies + trailers == 0:
         raise ValueError(f"ask for at least one movie or trailer (got {movies} and {trailers})")
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
     if config.width % 2 or config.height % 2:
         raise ValueError(f"H.264 needs even sizes, got {config.width}x{config.height}")
     out = Path(out)
@@ -827,12 +875,9 @@ def make_synthetic(
         "_meaning": "per video id: its file, frame count, and hard cuts (0-based index of the "
         "first frame of each new shot, in decoded order)"
     }
-    frames = 0
-    for path, vid, shots in tqdm(jobs, desc="synth videos", unit="video", disable=not progress):
-        n = write_video(
-            out / path, render_shots(shots, config), fps=config.fps, crf=config.crf
-        )
-        frames += n
+    counts = _write_videos(out, [(path, shots) for path, _, shots in jobs], config,
+                           workers=workers, progress=progress)
+    for (path, vid, shots), n in zip(jobs, counts, strict=True):
         cuts[vid] = {"video": path, "frames": n, "hard_cuts": cut_frames(shots)}
 
     per_split: dict[str, int] = {}
@@ -870,7 +915,7 @@ def make_synthetic(
         clips=len(clip_rows),
         questions=len(keyed),
         words=len(vectors),
-        frames=frames,
+        frames=sum(counts),
         shots=sum(len(j[2]) for j in jobs),
         files=("movies.csv", "trailers.csv", "clips.csv", "cuts.json", "qa.json", "vectors.txt"),
     )

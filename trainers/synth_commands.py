@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 
@@ -36,6 +37,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--clips-per-movie", type=int, default=_DEFAULTS.clips_per_movie,
         help=f"QA clips per movie (default {_DEFAULTS.clips_per_movie})",
     )
+    parser.add_argument(
+        "--workers", type=int, default=min(os.cpu_count() or 1, 8),
+        help="processes rendering and encoding videos (default: the CPU count, at most 8)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
 
@@ -52,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
             trailers=args.trailers,
             seed=args.seed,
             config=SynthConfig(clips_per_movie=args.clips_per_movie),
+            workers=args.workers,
             progress=not args.quiet,
         )
     except ValueError as exc:
