@@ -109,12 +109,12 @@ class Role:
 # Hues keep clear of red (0/180): OpenCV's hue difference is not circular, so noise on a red
 # area would flip between 0 and 179 and look like a cut.
 GENRES: dict[str, Genre] = {
-    "action": Genre((14, 104), 215, 235, "stripes", 0.45),
-    "comedy": Genre((26, 80), 190, 245, "dots", 0.50),
-    "drama": Genre((108, 22), 130, 185, "bands", 0.35),
-    "horror": Genre((136, 66), 190, 180, "streaks", 0.45),
-    "romance": Genre((158, 16), 140, 240, "bokeh", 0.50),
-    "scifi": Genre((92, 145), 225, 215, "grid", 0.60),
+    "action": Genre((14, 104), 215, 235, "stripes", 0.54),
+    "comedy": Genre((26, 80), 190, 245, "dots", 0.60),
+    "drama": Genre((108, 22), 130, 185, "bands", 0.42),
+    "horror": Genre((136, 66), 190, 180, "streaks", 0.54),
+    "romance": Genre((158, 16), 140, 240, "bokeh", 0.60),
+    "scifi": Genre((92, 145), 225, 215, "grid", 0.72),
 }
 
 # Colours spread over hue, saturation and brightness, so a glyph is told by colour as well as
@@ -138,25 +138,25 @@ KEYWORDS: dict[str, Glyph] = {
 ROLES: dict[str, Role] = {
     "talk_a": Role(False, 1.00, (20, 150, 115), 0.62, actors=((0.30, 0.56, 0.17),),
                    glyph=(0.75, 0.36, 0.36)),
-    "talk_b": Role(True, 0.62, (100, 110, 225), 0.36, actors=((0.72, 0.56, 0.17),),
+    "talk_b": Role(True, 0.62, (100, 110, 225), 0.56, actors=((0.72, 0.56, 0.17),),
                    glyph=(0.25, 0.38, 0.36)),
-    "high": Role(False, 0.85, (60, 150, 110), 0.25, 0.25, 0.7, ((0.50, 0.72, 0.11),),
+    "high": Role(False, 0.85, (60, 150, 110), 0.55, 0.25, 0.7, ((0.50, 0.72, 0.11),),
                  (0.78, 0.70, 0.30)),
     "low": Role(True, 1.00, (30, 110, 230), 0.70, -0.25, 1.4, ((0.50, 0.45, 0.22),),
                 (0.22, 0.22, 0.30)),
-    "two": Role(False, 0.70, (140, 140, 115), 0.55, 0.0, 0.8,
+    "two": Role(False, 0.70, (140, 140, 115), 0.60, 0.0, 0.8,
                 ((0.24, 0.60, 0.12), (0.76, 0.60, 0.12)), (0.50, 0.28, 0.30)),
     "single": Role(True, 0.85, (75, 110, 220), 0.70, 0.0, 1.8, ((0.42, 0.64, 0.30),),
                    (0.84, 0.28, 0.28)),
     "establishing": Role(False, 1.00, (90, 150, 110), 0.70, 0.0, 0.6, ((0.50, 0.80, 0.05),),
                          (0.78, 0.35, 0.28)),
-    "approach": Role(True, 0.82, (125, 110, 225), 0.50, 0.0, 0.9, ((0.32, 0.62, 0.11),),
+    "approach": Role(True, 0.82, (125, 110, 225), 0.55, 0.0, 0.9, ((0.32, 0.62, 0.11),),
                      (0.72, 0.36, 0.34)),
     "closeup": Role(False, 0.72, (160, 140, 120), 0.70, 0.0, 1.6, ((0.45, 0.64, 0.32),),
                     (0.84, 0.22, 0.26)),
-    "clash": Role(True, 1.00, (12, 120, 225), 0.22, 0.0, 1.2, ((0.22, 0.55, 0.16),),
+    "clash": Role(True, 1.00, (12, 120, 225), 0.58, 0.0, 1.2, ((0.22, 0.55, 0.16),),
                   (0.66, 0.50, 0.46)),
-    "aftermath": Role(False, 0.45, (115, 150, 100), 0.50, 0.15, 1.0, ((0.72, 0.68, 0.12),),
+    "aftermath": Role(False, 0.45, (115, 150, 100), 0.60, 0.15, 1.0, ((0.72, 0.68, 0.12),),
                       (0.30, 0.45, 0.34)),
 }
 DIALOGUE = (("talk_a", "talk_b"), ("high", "low"), ("two", "single"))
