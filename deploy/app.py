@@ -7,7 +7,9 @@ the whole thing end to end.
 
 from __future__ import annotations
 
+import os
 import socket
+import sys
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -26,10 +28,22 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+def put_interpreter_on_path() -> None:
+    """This interpreter's folder first on PATH, before starting a Ray node from here.
+
+    Jobs run ``python -m storyline.deploy.cli``, found on the PATH of the node that runs
+    them; when that node is this host, its ``python`` must be the one with storyline.
+    """
+    folder = os.path.dirname(sys.executable)
+    if os.environ.get("PATH", "").split(os.pathsep)[0] != folder:
+        os.environ["PATH"] = os.pathsep.join([folder, os.environ.get("PATH", "")])
+
+
 def start_local_ray() -> str:
     """A local Ray head with its dashboard (the job server) on loopback; its URL."""
     import ray
 
+    put_interpreter_on_path()
     context = ray.init(
         address="local",
         include_dashboard=True,

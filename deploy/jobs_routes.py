@@ -62,9 +62,13 @@ def _entrypoint(
     store: str,
     checkpoint: str | None,
 ) -> str:
-    """The one command the server runs: `storyline extract` with validated arguments."""
+    """The one command the server runs: `storyline extract` with validated arguments.
+
+    `python` is resolved on the node that runs the driver, inside the job's runtime env: a
+    path from the API's own host would not exist there and would bypass that env.
+    """
     argv = [
-        settings.python,
+        "python",
         "-m",
         "storyline.deploy.cli",
         "extract",

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -19,10 +17,6 @@ class ServiceSettings(BaseSettings):
     )
     ray_address: str | None = Field(
         default=None, description="Ray dashboard URL (http://HEAD:8265); none: start a local head"
-    )
-    python: str = Field(
-        default=sys.executable,
-        description="interpreter with storyline installed, as seen by the Ray job's node",
     )
     runtime_env: dict | None = Field(
         default=None, description="Ray runtime environment for submitted jobs (deploy/*.yaml)"

@@ -52,6 +52,9 @@ def local_cluster() -> dict[str, str]:
     if not _CLUSTER:
         import ray
 
+        from storyline.deploy.app import put_interpreter_on_path
+
+        put_interpreter_on_path()  # the API's jobs run `python` from the node's PATH
         context = ray.init(
             address="local",
             num_cpus=2,
