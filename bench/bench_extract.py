@@ -29,7 +29,7 @@ from storyline.extractor.decode import iter_frame_batches, probe
 from storyline.extractor.encoder import random_encoder
 from storyline.extractor.pipeline import ExtractionSettings, center_crop, extract_video
 from storyline.extractor.shots import sample_positions
-from storyline.extractor.video_writer import write_video
+from storyline.synth.video_writer import write_video
 
 OUT = Path(__file__).parent / "out"
 

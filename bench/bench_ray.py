@@ -22,8 +22,8 @@ from storyline.extractor.manifest import read_manifest
 from storyline.extractor.pipeline import ExtractionSettings
 from storyline.extractor.ray_runner import EncoderSpec, RayOptions, init_ray, run_job
 from storyline.extractor.run import extract_all
-from storyline.extractor.video_writer import write_video
 from storyline.store import FeatureStore
+from storyline.synth.video_writer import write_video
 
 
 def make_videos(folder: Path, count: int, frames: int) -> Path:

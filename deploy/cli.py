@@ -16,7 +16,7 @@ COMMAND_MODULES = (
     "storyline.deploy.serve",  # serve
     "storyline.trainers.encoder_commands",  # encoder, retrieve, response
     "storyline.trainers.commands",  # questions, train, eval, report
-    "storyline.trainers.synth_commands",  # synth
+    "storyline.synth.commands",  # synth
     "storyline.deploy.demo",  # demo
 )
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from storyline.extractor.video_writer import write_video
+from storyline.synth.video_writer import write_video
 
 
 def shot_frames(

@@ -47,7 +47,7 @@ def test_sampled_frames_are_the_centres_of_the_thirds(tmp_path, encoder):
     """A slow brightness ramp encodes each frame's index in its pixels."""
     frame_count = 300
     ramp = [np.full((64, 96, 3), 20 + i * 200 // frame_count, np.uint8) for i in range(frame_count)]
-    from storyline.extractor.video_writer import write_video
+    from storyline.synth.video_writer import write_video
 
     write_video(tmp_path / "ramp.mp4", ramp)
     sampled: list[np.ndarray] = []

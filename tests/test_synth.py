@@ -19,7 +19,7 @@ from scenedetect.detectors import ContentDetector
 
 from storyline.deploy.cli import main
 from storyline.extractor.manifest import read_manifest, safe_id
-from storyline.trainers.synth import (
+from storyline.synth import (
     DIALOGUE,
     GENRES,
     KEYWORDS,

@@ -39,6 +39,11 @@ class TemporalConfig:
     conv_channels: tuple[int, ...] = (256, 64)  # widths of the 1x1 convs before the score
     dropout: float = 0.1  # dropout after each hidden 1x1 conv
     input_dropout: float = 0.0  # dropout on the standardized shot features (regularizer)
+    # Beyond the paper: the scorer also sees each candidate's cosine to every given shot and
+    # to their mean (m + 1 numbers). Rules such as "the shot two back returns" then hold in
+    # every film, so the model starts where the baseline is and generalises from few movies.
+    # 0 = the paper's model.
+    similarity: int = 0  # m, the context length the similarities are computed over
 
 
 @dataclass(frozen=True)
@@ -69,7 +74,8 @@ class NextShotModel(nn.Module):
         self.register_buffer("feature_mean", torch.zeros(d))
         self.register_buffer("feature_std", torch.ones(d))
         self.lstm = nn.LSTM(d, config.hidden, batch_first=True)
-        widths = [config.hidden + d, *config.conv_channels, 1]
+        sims = config.similarity + 1 if config.similarity else 0
+        widths = [config.hidden + d + sims, *config.conv_channels, 1]
         pairs = zip(widths[:-1], widths[1:], strict=True)
         self.convs = nn.ModuleList(nn.Conv1d(a, b, 1) for a, b in pairs)
         self.dropout = nn.Dropout(config.dropout)
@@ -85,23 +91,31 @@ class NextShotModel(nn.Module):
         candidates: torch.Tensor,
         targets: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        h = self.config.hidden
-        context = self.input_dropout((context - self.feature_mean) / self.feature_std)  # B x m x D
-        candidates = self.input_dropout((candidates - self.feature_mean) / self.feature_std)
-        _, (state, _) = self.lstm(context)  # 1 x B x H
-        # First 1x1 conv over [state; candidate] (B x (H + D) x n), computed as W_s state +
-        # W_c candidate: the same numbers without building the repeated n x 1280 input,
-        # and the state's part once per question instead of once per candidate.
+        h, d = self.config.hidden, self.config.feature_dim
+        context = (context - self.feature_mean) / self.feature_std  # B x m x D
+        candidates = (candidates - self.feature_mean) / self.feature_std  # B x n x D
+        _, (state, _) = self.lstm(self.input_dropout(context))  # 1 x B x H
+        # First 1x1 conv over [state; candidate; similarities] (B x (H + D [+ m + 1]) x n),
+        # computed as W_s state + W_c candidate (+ W_r similarities): the same numbers
+        # without building the repeated n x 1280 input, the state's part once per question.
         first = self.convs[0]
-        weight = first.weight.squeeze(2)  # C1 x (H + D)
-        x = F.linear(candidates, weight[:, h:], first.bias)  # B x n x C1
+        weight = first.weight.squeeze(2)  # C1 x (H + D [+ m + 1])
+        x = F.linear(self.input_dropout(candidates), weight[:, h : h + d], first.bias)
         x = x + F.linear(state[-1], weight[:, :h])[:, None, :]  # B x n x C1
+        if self.config.similarity:
+            x = x + F.linear(similarities(context, candidates), weight[:, h + d :])
         for conv in self.convs[1:]:
             x = self.dropout(F.relu(x))
             x = F.linear(x, conv.weight.squeeze(2), conv.bias)  # B x n x C (1x1 conv)
         scores = x.squeeze(2)  # B x n
         loss = F.cross_entropy(scores, targets) if targets is not None else None
         return scores, loss
+
+
+def similarities(context: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
+    """(B, n, m + 1) cosine of each candidate to each given shot and to their mean."""
+    given = torch.cat([context, context.mean(dim=1, keepdim=True)], dim=1)  # B x (m + 1) x D
+    return F.normalize(candidates, dim=2) @ F.normalize(given, dim=2).transpose(1, 2)
 
 
 def cosine_baseline(context: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:

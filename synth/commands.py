@@ -7,7 +7,7 @@ import os
 import sys
 import time
 
-from .synth import DEFAULT_MOVIES, DEFAULT_TRAILERS, SynthConfig, make_synthetic
+from .tables import DEFAULT_MOVIES, DEFAULT_TRAILERS, SynthConfig
 
 EXIT_OK, EXIT_ERROR = 0, 2
 _DEFAULTS = SynthConfig()
@@ -20,25 +20,33 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="write synthetic movies and trailers with known cuts and planted structure",
         description="Write small synthetic movies, trailers and a MovieQA-format QA set, with "
         "known cuts (cuts.json), genres and keywords visible in the frames, and a "
-        "shot order that a model with memory can predict (see storyline.trainers.synth).",
+        "shot order that a model with memory can predict (see storyline.synth).",
     )
     parser.add_argument("--out", required=True, help="folder to write into (created)")
     parser.add_argument(
-        "--movies", type=int, default=DEFAULT_MOVIES,
+        "--movies",
+        type=int,
+        default=DEFAULT_MOVIES,
         help=f"number of movies (default {DEFAULT_MOVIES})",
     )
     parser.add_argument(
-        "--trailers", type=int, default=DEFAULT_TRAILERS,
+        "--trailers",
+        type=int,
+        default=DEFAULT_TRAILERS,
         help="number of trailers; trailer i is of film i, so the first --movies share their "
         f"movie's tags and split (default {DEFAULT_TRAILERS})",
     )
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument(
-        "--clips-per-movie", type=int, default=_DEFAULTS.clips_per_movie,
+        "--clips-per-movie",
+        type=int,
+        default=_DEFAULTS.clips_per_movie,
         help=f"QA clips per movie (default {_DEFAULTS.clips_per_movie})",
     )
     parser.add_argument(
-        "--workers", type=int, default=min(os.cpu_count() or 1, 8),
+        "--workers",
+        type=int,
+        default=min(os.cpu_count() or 1, 8),
         help="processes rendering and encoding videos (default: the CPU count, at most 8)",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -47,6 +55,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Generate the set and print what was written; exit code 2 on bad arguments."""
+    from .files import make_synthetic  # the renderer's imports, only when it runs
+
     start = time.perf_counter()
     try:
         if args.clips_per_movie < 0:
