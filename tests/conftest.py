@@ -12,7 +12,15 @@ from storyline.extractor.encoder import Encoder, random_encoder
 
 from .media import make_clip
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+# ../shared/data beside the checkout (or beside the folder of worktrees holding it)
+SHARED_DATA = next(
+    (
+        p / "shared" / "data"
+        for p in Path(__file__).resolve().parents[2:4]
+        if (p / "shared" / "data").is_dir()
+    ),
+    Path(__file__).resolve().parents[2] / "shared" / "data",
+)
 TEST_INPUT_SIZE = 64  # the encoder's real size is 224; tests only need it to run
 
 torch.set_num_threads(int(os.environ.get("STORYLINE_TEST_THREADS", "1")))
