@@ -2,6 +2,7 @@
 
 Times, in one process and one run (interpreter start-up excluded):
   decode    decord, every frame once, at the pipeline's size
+  decode_pyav  the same frames through PyAV, the fallback for codecs decord lacks (AV1)
   encode    the encoder on the sampled frames only (n_shots x 3)
   full      storyline's one-pass pipeline (decode + detect + sample + encode)
   two-pass  scenedetect's own detect() on the file, then decord seeking to 3 frames per
@@ -82,8 +83,10 @@ def main() -> None:
     print(f"{video.name}: {meta.frame_count} frames {meta.width}x{meta.height} @ {meta.fps:.2f}")
     print(f"torch threads {torch.get_num_threads()}, encoder bf16={encoder.bf16}, input {size}")
 
-    def decode_only() -> int:
-        return sum(len(b) for b in iter_frame_batches(meta, short_side=size, batch_size=32))
+    def decode_only(video_meta=meta) -> int:
+        return sum(len(b) for b in iter_frame_batches(video_meta, short_side=size, batch_size=32))
+
+    pyav_meta = probe(str(video), decoder="pyav")
 
     def full():
         return extract_video(str(video), encoder, ExtractionSettings())
@@ -114,6 +117,9 @@ def main() -> None:
             encoder.encode(sampled[i : i + 48])
 
     t_decode, n = best(decode_only)
+    t_pyav, n_pyav = best(lambda: decode_only(pyav_meta))
+    if n_pyav != n:
+        raise SystemExit(f"PyAV decoded {n_pyav} frames, decord {n}: numbering differs")
     t_encode, _ = best(encode_only)
     t_two, two_features = best(two_pass)
     report = {
@@ -123,11 +129,14 @@ def main() -> None:
         "two_pass_shots": len(two_features),
         "seconds": {
             "decode": round(t_decode, 2),
+            "decode_pyav": round(t_pyav, 2),
             "encode": round(t_encode, 2),
             "full": round(t_full, 2),
             "two_pass": round(t_two, 2),
         },
         "full_fps": round(n / t_full, 1),
+        "decode_fps": {"decord": round(n / t_decode, 1), "pyav": round(n / t_pyav, 1)},
+        "pyav_over_decord": round(t_pyav / t_decode, 3),
         "full_over_decode_plus_encode": round(t_full / (t_decode + t_encode), 3),
         "two_pass_over_full": round(t_two / t_full, 3),
     }

@@ -1,9 +1,11 @@
 """Decode a video once, sequentially, in batches, at the size the encoder needs.
 
-decord is the only library here that opens the video. Frame numbers are decoded-frame
-order, the numbering of the cut lists we test against. Batches are decoded in a
-background thread (decord releases the GIL), so decoding overlaps shot detection and
-encoding on the main thread.
+decord is the default decoder. A video decord cannot open but PyAV can (AV1: decord's
+bundled FFmpeg has no AV1 decoder) is decoded by PyAV through the same iterator, with the
+same frame numbering (decoded-frame order, the numbering of the cut lists we test
+against) and the same size; ``VideoMeta.decoder`` records which one read it. Batches are
+decoded in a background thread (both release the GIL), so decoding overlaps shot
+detection and encoding on the main thread.
 """
 
 from __future__ import annotations
@@ -14,11 +16,16 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import decord
 import numpy as np
 
+from .pyav_reader import PyAVError, iter_pyav_batches, probe_pyav
+
 decord.logging.set_level(decord.logging.QUIET)
+Decoder = Literal["decord", "pyav"]
+DecoderChoice = Literal["auto", "decord", "pyav"]  # auto: decord, PyAV where decord fails
 MIN_DECODE_SIDE = 64  # decord's resizer fails on narrower frames ("from_size == to_size")
 
 
@@ -35,6 +42,7 @@ class VideoMeta:
     frame_count: int
     width: int  # of decoded frames, after any rotation the container asks for
     height: int
+    decoder: Decoder = "decord"  # which library decodes it (PyAV: codecs decord lacks)
 
     @property
     def duration(self) -> float:
@@ -48,6 +56,7 @@ class VideoMeta:
             "width": self.width,
             "height": self.height,
             "duration": round(self.duration, 3),
+            "decoder": self.decoder,
         }
 
 
@@ -71,6 +80,12 @@ def _has_video_stream(path: str) -> bool | None:
         return None
 
 
+_UNREADABLE = (
+    "not a readable video (unknown format, truncated or corrupt): {path}; "
+    "check it plays, or re-encode it, e.g. ffmpeg -i IN -c:v libx264 OUT.mp4"
+)
+
+
 def _open(path: str, **size: int) -> decord.VideoReader:
     try:
         return decord.VideoReader(path, ctx=decord.cpu(0), **size)
@@ -78,15 +93,30 @@ def _open(path: str, **size: int) -> decord.VideoReader:
         has_video = _has_video_stream(path)
         if has_video is False:
             raise VideoError(f"no video stream in {path} (audio or data only)") from exc
-        raise VideoError(
-            f"not a readable video (unknown format, truncated or corrupt): {path}; "
-            "check it plays, or re-encode it, e.g. ffmpeg -i IN -c:v libx264 OUT.mp4"
-        ) from exc
+        raise VideoError(_UNREADABLE.format(path=path)) from exc
 
 
-def probe(path: str) -> VideoMeta:
-    """Open ``path`` and read its frame rate, frame count and decoded size."""
+def probe(path: str, *, decoder: DecoderChoice = "auto") -> VideoMeta:
+    """Open ``path`` and read its frame rate, frame count and decoded size.
+
+    ``auto`` opens it with decord, and with PyAV only where decord cannot (the reason
+    decord gave is kept as the cause when PyAV fails too).
+    """
     _check_file(path)
+    if decoder == "pyav":
+        return _probe_pyav(path)
+    try:
+        return _probe_decord(path)
+    except VideoError as decord_error:
+        if decoder == "decord" or str(decord_error).startswith("no video stream"):
+            raise
+        try:
+            return _probe_pyav(path)
+        except VideoError:
+            raise decord_error from None
+
+
+def _probe_decord(path: str) -> VideoMeta:
     reader = _open(path)
     frame_count = len(reader)
     if frame_count == 0:
@@ -99,6 +129,18 @@ def probe(path: str) -> VideoMeta:
     if not np.isfinite(fps) or fps <= 0:
         raise VideoError(f"no usable frame rate in {path}: re-encode it with a fixed rate")
     return VideoMeta(Path(path).as_posix(), fps, frame_count, int(width), int(height))
+
+
+def _probe_pyav(path: str) -> VideoMeta:
+    try:
+        info = probe_pyav(path)
+    except PyAVError as exc:
+        raise VideoError(_UNREADABLE.format(path=path)) from exc
+    if not np.isfinite(info.fps) or info.fps <= 0:
+        raise VideoError(f"no usable frame rate in {path}: re-encode it with a fixed rate")
+    return VideoMeta(
+        Path(path).as_posix(), info.fps, info.frame_count, info.width, info.height, "pyav"
+    )
 
 
 def decode_size(width: int, height: int, short_side: int) -> tuple[int, int]:
@@ -118,27 +160,23 @@ def iter_frame_batches(
 ) -> Iterator[np.ndarray]:
     """Yield (B, H, W, 3) RGB uint8 batches covering every frame once, in order.
 
-    A decode error part-way (a truncated file) raises :class:`VideoError` naming the frame.
+    Decoded by ``meta.decoder``. With PyAV the frames are whatever the stream holds (the
+    container's count is only an estimate there); the caller counts them. A decode error
+    part-way (a truncated file) raises :class:`VideoError` naming the frame.
     """
     width, height = decode_size(meta.width, meta.height, short_side)
-    reader = _open(meta.source, width=width, height=height)
-    frame_count = meta.frame_count
+    if meta.decoder == "pyav":
+        source = _pyav_batches(meta, width, height, batch_size)
+    else:
+        source = _decord_batches(meta, width, height, batch_size)
     batches: queue.Queue[np.ndarray | BaseException | None] = queue.Queue(maxsize=prefetch)
     stop = threading.Event()
 
     def produce() -> None:
         try:
-            for start in range(0, frame_count, batch_size):
+            for batch in source:
                 if stop.is_set():
                     return
-                indices = list(range(start, min(start + batch_size, frame_count)))
-                try:
-                    batch = reader.get_batch(indices).asnumpy()
-                except (RuntimeError, decord.DECORDError) as exc:
-                    raise VideoError(
-                        f"decoding stopped at frame {start} of {frame_count}: the file is "
-                        f"truncated or corrupt: {meta.source}"
-                    ) from exc
                 batches.put(batch)
             batches.put(None)
         except BaseException as exc:  # handed to the consumer, which re-raises it
@@ -158,3 +196,28 @@ def iter_frame_batches(
                 batches.get_nowait()
             except queue.Empty:
                 thread.join(timeout=0.05)
+
+
+def _decord_batches(
+    meta: VideoMeta, width: int, height: int, batch_size: int
+) -> Iterator[np.ndarray]:
+    reader = _open(meta.source, width=width, height=height)
+    frame_count = meta.frame_count
+    for start in range(0, frame_count, batch_size):
+        indices = list(range(start, min(start + batch_size, frame_count)))
+        try:
+            yield reader.get_batch(indices).asnumpy()
+        except (RuntimeError, decord.DECORDError) as exc:
+            raise VideoError(
+                f"decoding stopped at frame {start} of {frame_count}: the file is "
+                f"truncated or corrupt: {meta.source}"
+            ) from exc
+
+
+def _pyav_batches(
+    meta: VideoMeta, width: int, height: int, batch_size: int
+) -> Iterator[np.ndarray]:
+    try:
+        yield from iter_pyav_batches(meta.source, width=width, height=height, batch_size=batch_size)
+    except PyAVError as exc:
+        raise VideoError(f"{exc} (PyAV): the file is truncated or corrupt: {meta.source}") from exc

@@ -146,6 +146,8 @@ def extract_video(
         for cut in detector.finish(index):
             close(cut)
     close(index)
+    if index != meta.frame_count:  # PyAV: the container's count was an estimate
+        meta = dataclasses.replace(meta, frame_count=index)
     shots = np.asarray(bounds, dtype=np.int64).reshape(-1, 2)
     return VideoResult(meta=meta, shots=shots, features=encoded.result())
 

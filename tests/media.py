@@ -1,9 +1,11 @@
-"""Test media with known answers: real H.264 clips whose cuts we chose."""
+"""Test media with known answers: real H.264 (or AV1) clips whose cuts we chose."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
+import av
 import numpy as np
 
 from storyline.synth.video_writer import write_video
@@ -30,11 +32,31 @@ def shot_frames(
 
 
 def make_clip(
-    path: Path, shot_lengths: list[int], *, size: tuple[int, int] = (96, 64), seed: int = 0
+    path: Path,
+    shot_lengths: list[int],
+    *,
+    size: tuple[int, int] = (96, 64),
+    seed: int = 0,
+    codec: str = "libx264",
 ) -> list[int]:
     """Encode a clip whose shots have the given lengths; return its cuts (first frames)."""
     frames = [
         f for i, n in enumerate(shot_lengths) for f in shot_frames(i, n, size=size, seed=seed)
     ]
-    write_video(path, frames, fps=24)
+    write_video(path, frames, fps=24, codec=codec)
     return list(np.cumsum(shot_lengths)[:-1])
+
+
+AV1_ENCODERS = ("libaom-av1", "libsvtav1", "librav1e")  # whichever PyAV's FFmpeg has
+
+
+def av1_encoder() -> str | None:
+    """The first AV1 encoder this PyAV build offers, or None (tests then skip)."""
+    os.environ.setdefault("SVT_LOG", "1")  # SVT-AV1 prints its configuration otherwise
+    for name in AV1_ENCODERS:
+        try:
+            av.codec.Codec(name, "w")
+        except av.codec.codec.UnknownCodecError:
+            continue
+        return name
+    return None
