@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from storyline.store import FeatureStore
+from storyline.trainers.loop import run
 from storyline.trainers.planted import PlantedConfig, write_planted_store
 from storyline.trainers.questions import QuestionConfig, get_questions
 from storyline.trainers.temporal import (
@@ -32,27 +33,20 @@ from storyline.trainers.temporal import (
     TemporalConfig,
     TemporalData,
     TemporalTrainConfig,
-    lr_at,
+    loop_config,
     new_model,
-    resampled_batch,
+    train_batches,
 )
 
 
 def train_steps(data: TemporalData, steps: int, batch_size: int) -> None:
-    """The training loop of `storyline train temporal`, without validation passes."""
+    """The training loop of `storyline train temporal` (trainers/loop.py, its batches),
+    without validation passes."""
     torch.manual_seed(0)
     model = new_model(TemporalConfig(feature_dim=data.table.dim), data)
-    config = TemporalTrainConfig(steps=steps, batch_size=batch_size)
+    config = TemporalTrainConfig(steps=steps, batch_size=batch_size, eval_interval=steps)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr)
-    train_idx = data.qset.indices("train")
-    for step in range(steps):
-        for group in optimizer.param_groups:
-            group["lr"] = lr_at(step, config)
-        rng = np.random.default_rng([0, step])
-        _, loss = model(*resampled_batch(data, rng.choice(train_idx, batch_size), rng))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+    run(model, optimizer, loop_config(config), train_batches(data, config), progress=False)
 
 
 def timed_training(make_data, steps: int, batch_size: int) -> tuple[float, float]:

@@ -15,6 +15,7 @@ from storyline.trainers.checkpoint import save_checkpoint
 from storyline.trainers.data import TrainerError
 from storyline.trainers.planted import PlantedConfig, write_planted_store
 from storyline.trainers.questions import QuestionConfig, questions_from_store, save_questions
+from storyline.trainers.schedule import lr_at
 from storyline.trainers.temporal import (
     NextShotModel,
     TemporalConfig,
@@ -24,7 +25,6 @@ from storyline.trainers.temporal import (
     evaluate,
     get_batch,
     load_model,
-    lr_at,
     resampled_batch,
     score_split,
     train,

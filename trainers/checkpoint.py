@@ -27,22 +27,68 @@ def save_checkpoint(path: str | os.PathLike, kind: str, payload: dict[str, Any])
     os.replace(tmp, path)
 
 
+def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """Any storyline checkpoint, whatever its kind; a foreign or damaged file is refused."""
+    path = Path(path)
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises several types for a foreign or damaged file
+        raise TrainerError(
+            f"{path} is not a storyline checkpoint ({exc.__class__.__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else ''})"
+        ) from exc
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise TrainerError(f"{path} is not a storyline checkpoint")
+    return ckpt
+
+
 def load_checkpoint(path: str | os.PathLike, kind: str) -> dict[str, Any]:
     """Load a checkpoint of ``kind``, refusing another model's or a foreign file."""
     path = Path(path)
     if not path.is_file():
         raise TrainerError(f"no checkpoint at {path}: train one with `storyline train {kind}`")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises several types for a foreign or damaged file
-        raise TrainerError(f"{path} is not a storyline checkpoint ({exc.__class__.__name__}: "
-                           f"{str(exc).splitlines()[0] if str(exc) else ''})") from exc
-    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
-        raise TrainerError(f"{path} is not a storyline checkpoint")
+    ckpt = read_checkpoint(path)
     if ckpt.get("kind") != kind:
         raise TrainerError(
             f"{path} is a checkpoint of the {ckpt.get('kind')!r} model, not {kind!r}: pass a "
             f"checkpoint written by `storyline train {kind}`"
+        )
+    return ckpt
+
+
+def resume_checkpoint(
+    path: str | os.PathLike,
+    kind: str,
+    *,
+    encoder: str | None = None,
+    encoder_id: str | None = None,
+) -> dict[str, Any] | None:
+    """The checkpoint a ``--resume`` run continues from, or None to start fresh.
+
+    Only a missing file means "nothing to resume yet". Anything else that is not a
+    ``kind`` checkpoint (of features of ``encoder_id``, when given) is refused before any
+    training, so the run never overwrites another model's file.
+    """
+    path = Path(path)
+    if not path.exists():
+        return None
+    keep = f"{path} is left as it is: write to another --out, or remove the file to train afresh"
+    try:
+        ckpt = read_checkpoint(path) if path.is_file() else None
+    except TrainerError as exc:
+        raise TrainerError(f"cannot resume: {exc}; {keep}") from exc
+    if ckpt is None:
+        raise TrainerError(f"cannot resume: {path} is not a file; {keep}")
+    if ckpt.get("kind") != kind:
+        raise TrainerError(
+            f"cannot resume a {kind!r} model from {path}: it holds a "
+            f"{ckpt.get('kind')!r} model; {keep}"
+        )
+    if encoder_id is not None and ckpt.get("encoder_id") != encoder_id:
+        raise TrainerError(
+            f"cannot resume from {path}: it was trained on features of encoder "
+            f"{ckpt.get('encoder')!r} (id {ckpt.get('encoder_id')}), not {encoder!r} "
+            f"(id {encoder_id}); {keep}"
         )
     return ckpt
 

@@ -15,9 +15,6 @@ does; with k = m the centres are used as they are.
 
 from __future__ import annotations
 
-import math
-import sys
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -26,7 +23,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm import tqdm
 
 from ..extractor.encoder import (
     FEATURE_DIM,
@@ -37,8 +33,9 @@ from ..extractor.encoder import (
 from ..extractor.encoder import load_checkpoint as load_encoder_file
 from ..extractor.models.bninception import BNInception, bn_inception
 from ..store import FeatureStore, VideoNotFoundError
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import load_checkpoint, resume_checkpoint, save_checkpoint
 from .data import TrainerError, assign_splits, open_store, stable_seed, video_tags
+from .loop import LoopConfig, LoopState, run
 from .metrics import mean_average_precision, recall_at_k
 
 KIND = "encoder"
@@ -297,15 +294,6 @@ class TrailerTagger(nn.Module):
         return loss
 
 
-def lr_at(step: int, config: EncoderTrainConfig) -> float:
-    """Multiplier of the peak rate: linear warm-up, then cosine decay to min_lr_frac."""
-    if step < config.warmup:
-        return (step + 1) / config.warmup
-    progress = min(1.0, (step - config.warmup) / max(1, config.steps - config.warmup))
-    return config.min_lr_frac + 0.5 * (1 + math.cos(math.pi * progress)) * (
-        1 - config.min_lr_frac)
-
-
 def load_init(path: str) -> tuple[dict[str, torch.Tensor], Preprocessing, str]:
     """Trunk weights, preprocessing and id of an ``--init`` file (an imported ImageNet
     BN-Inception or an earlier encoder checkpoint), loaded without pickled code."""
@@ -420,9 +408,13 @@ def train(
     log: Callable[[str], None] | None = None,
 ) -> tuple[TrailerTagger, dict[str, Any]]:
     """Train on the train split's trailers, validate on ``val`` (Score Average), checkpoint
-    to ``out`` at every validation pass and at the end; ``resume`` continues from ``out``."""
+    to ``out`` at every validation pass and at the end; ``resume`` continues from ``out``
+    (a missing file starts fresh; any other file is refused and left as it is)."""
     dev = _device(device)
     cuda = dev.type == "cuda"
+    ckpt = resume_checkpoint(out, KIND) if resume and out is not None else None
+    if ckpt is not None:
+        check_resume(ckpt, out, data)
     torch.manual_seed(config.seed)
     init_info: dict[str, Any] | None = None
     if init is not None:
@@ -436,20 +428,13 @@ def train(
         {**preprocessing.to_dict(), "input_size": data.input_size})
     model = TrailerTagger(len(data.genres), len(data.keywords), trunk=trunk,
                           keyword_weight=config.keyword_weight)
-    step, history = 0, []
-    ckpt = None
-    if resume and out is not None:
-        try:
-            ckpt = load_checkpoint(out, KIND)
-        except TrainerError:
-            ckpt = None  # nothing to resume yet
-        if ckpt is not None:
-            check_resume(ckpt, out, data)
-            model.trunk.load_state_dict(ckpt["encoder"])
-            model.head.load_state_dict(ckpt["head"])
-            preprocessing = Preprocessing.from_dict(ckpt["preprocessing"])
-            step, history = int(ckpt["step"]), list(ckpt.get("history", []))
-            init_info = ckpt.get("init")
+    loop_state = LoopState()
+    if ckpt is not None:
+        model.trunk.load_state_dict(ckpt["encoder"])
+        model.head.load_state_dict(ckpt["head"])
+        preprocessing = Preprocessing.from_dict(ckpt["preprocessing"])
+        loop_state = LoopState(step=int(ckpt["step"]), history=list(ckpt.get("history", [])))
+        init_info = ckpt.get("init")
     model.to(dev, memory_format=torch.channels_last)
     optimizer = torch.optim.AdamW([
         {"params": model.trunk.parameters(), "lr": config.lr},
@@ -459,8 +444,9 @@ def train(
         group["peak_lr"] = group["lr"]
     if ckpt is not None:
         optimizer.load_state_dict(ckpt["optimizer"])
-    amp_dtype = torch.bfloat16 if cuda and torch.cuda.is_bf16_supported() else torch.float16
-    scaler = torch.amp.GradScaler("cuda", enabled=cuda and amp_dtype == torch.float16)
+    amp = None
+    if cuda:
+        amp = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     val_ids = data.ids("val") or data.ids("test")
     probe = val_ids
     if config.eval_videos and len(val_ids) > config.eval_videos:
@@ -468,7 +454,7 @@ def train(
             len(val_ids), config.eval_videos, replace=False)
         probe = [val_ids[i] for i in sorted(pick)]
 
-    def checkpoint(at: int) -> None:
+    def save(step: int, state: LoopState) -> None:
         if out is None:
             return
         trunk_state = {k: v.detach().cpu() for k, v in model.trunk.state_dict().items()}
@@ -481,52 +467,36 @@ def train(
             "vocabulary": data.vocabulary,
             "config": asdict(config),
             "optimizer": optimizer.state_dict(),
-            "step": at,
-            "history": history,
+            "step": step,
+            "history": state.history,
             "init": init_info,
             "store": data.url,
             "skipped": {k: len(v) for k, v in data.skipped.items()},
         })
 
-    loader = torch.utils.data.DataLoader(
+    loader = iter(torch.utils.data.DataLoader(
         StepBatches(data, config, preprocessing), batch_size=None,
-        sampler=range(step, config.steps), num_workers=config.num_workers,
+        sampler=range(loop_state.step, config.steps), num_workers=config.num_workers,
         pin_memory=cuda, persistent_workers=False,
+    ))
+
+    def get(step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        x, y = next(loader)  # the loader draws batch `step` (its sampler starts there)
+        return x.to(dev, non_blocking=True), y.to(dev, non_blocking=True)
+
+    loop = LoopConfig(steps=config.steps, lr=config.lr, min_lr=config.lr * config.min_lr_frac,
+                      warmup=config.warmup, eval_interval=config.eval_interval,
+                      desc="train encoder")
+    loop_state = run(
+        model, optimizer, loop, get, save=save, state=loop_state, amp=amp, progress=progress,
+        log=log,
+        evaluate=lambda: evaluate(model, data, probe, preprocessing, m=config.frames_per_shot),
     )
-    model.train()
-    bar = tqdm(total=config.steps, initial=step, desc="train encoder", unit="step",
-               file=sys.stderr, disable=not progress)
-    t0, seen, loss_value = time.perf_counter(), 0, float("nan")
-    for x, y in loader:
-        scale = lr_at(step, config)
-        for group in optimizer.param_groups:
-            group["lr"] = group["peak_lr"] * scale
-        x = x.to(dev, non_blocking=True)
-        y = y.to(dev, non_blocking=True)
-        with torch.autocast(dev.type, dtype=amp_dtype, enabled=cuda):
-            _, loss = model(x, y)
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
-        step += 1
-        seen += x.shape[0]
-        loss_value = float(loss.detach())
-        bar.update(1)
-        bar.set_postfix(loss=f"{loss_value:.4f}")
-        if step % config.eval_interval == 0 or step == config.steps:
-            metrics = evaluate(model, data, probe, preprocessing, m=config.frames_per_shot)
-            history.append({"step": step, "loss": loss_value, **metrics})
-            if log is not None:
-                shown = ", ".join(f"{k} {v:.3f}" for k, v in metrics.items() if k != "videos")
-                log(f"step {step}: loss {loss_value:.4f}; val {shown}")
-            checkpoint(step)
-    bar.close()
-    elapsed = time.perf_counter() - t0
+    history = loop_state.history
     result: dict[str, Any] = {
-        "steps": step,
-        "loss": loss_value,
-        "trailers_per_s": seen / elapsed if elapsed > 0 and seen else None,
+        "steps": loop_state.step,
+        "loss": loop_state.loss,
+        "trailers_per_s": loop_state.per_second,
         "device": str(dev),
         "train_trailers": len(data.ids("train")),
         "val_trailers": len(val_ids),
@@ -536,8 +506,8 @@ def train(
     }
     if history:
         result["val"] = {k: v for k, v in history[-1].items() if k not in ("step", "loss")}
-    if out is not None and step == 0:
-        checkpoint(step)
+    if out is not None and loop_state.step == 0:
+        save(0, loop_state)
     return model, result
 
 

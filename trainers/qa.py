@@ -25,9 +25,14 @@ from tqdm import tqdm
 
 from ..extractor.manifest import safe_id
 from ..store import FeatureStore
-from .checkpoint import check_checkpoint_encoder, load_checkpoint, save_checkpoint
+from .checkpoint import (
+    check_checkpoint_encoder,
+    load_checkpoint,
+    resume_checkpoint,
+    save_checkpoint,
+)
 from .data import TrainerError, assign_splits, check_encoder, normalize_split
-from .schedule import lr_at
+from .loop import LoopConfig, LoopState, run
 
 KIND = "qa"
 _TOKEN = re.compile(r"[A-Za-z0-9]+(?:'[A-Za-z]+)?")
@@ -289,6 +294,12 @@ def train(
     if not len(train_idx):
         raise TrainerError("no usable training questions: check the splits in the QA file")
     config = QAConfig(clip_dim=data.clip.shape[1], text_dim=data.question.shape[1])
+    ckpt = None
+    if resume and out is not None:
+        ckpt = resume_checkpoint(out, KIND, encoder=data.encoder, encoder_id=data.encoder_id)
+        if ckpt is not None and _config(ckpt) != config:
+            raise TrainerError(f"{out} holds a QA head of another shape: resume with the "
+                               "same word vectors and encoder")
     torch.manual_seed(train_config.seed)
     model = QAModel(config)
     train_clips = data.clip[torch.as_tensor(train_idx)]
@@ -296,51 +307,33 @@ def train(
                          train_clips.std(0).nan_to_num(1.0).clamp_min(1e-4))
     optimizer = torch.optim.AdamW(model.parameters(), lr=train_config.lr,
                                   weight_decay=train_config.weight_decay)
-    step = 0
-    if resume and out is not None:
-        try:
-            ckpt = load_checkpoint(out, KIND)
-        except TrainerError:
-            ckpt = None  # nothing to resume yet: start fresh
-        if ckpt is not None:
-            check_checkpoint_encoder(ckpt, out, data.encoder, data.encoder_id)
-            if _config(ckpt) != config:
-                raise TrainerError(f"{out} holds a QA head of another shape: resume with the "
-                                   "same word vectors and encoder")
-            model.load_state_dict(ckpt["model"])
-            optimizer.load_state_dict(ckpt["optimizer"])
-            step = int(ckpt["step"])
+    state = LoopState()
+    if ckpt is not None:
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        state = LoopState(step=int(ckpt["step"]))
 
-    def checkpoint(at: int) -> None:
+    def get(step: int) -> tuple[torch.Tensor, ...]:
+        rng = np.random.default_rng([train_config.seed, 4, step])
+        return get_batch(data, rng.choice(train_idx, train_config.batch_size))
+
+    def validate() -> dict[str, Any]:
+        return {"accuracy": evaluate(model, data, val_idx)} if len(val_idx) else {}
+
+    def save(step: int, state: LoopState) -> None:
         if out is not None:
             save_checkpoint(out, KIND, {
                 "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "config": asdict(config), "train_config": asdict(train_config), "step": at,
+                "config": asdict(config), "train_config": asdict(train_config), "step": step,
                 "encoder": data.encoder, "encoder_id": data.encoder_id,
             })
 
-    model.train()
-    bar = tqdm(total=train_config.steps, initial=step, desc="train qa", unit="step",
-               file=sys.stderr, disable=not progress)
-    while step < train_config.steps:
-        for group in optimizer.param_groups:
-            group["lr"] = lr_at(step, train_config)
-        batch = np.random.default_rng([train_config.seed, 4, step]).choice(
-            train_idx, train_config.batch_size)
-        _, loss = model(*get_batch(data, batch))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        step += 1
-        bar.update(1)
-        if step % train_config.eval_interval == 0 or step == train_config.steps:
-            if len(val_idx):
-                val = evaluate(model, data, val_idx)
-                bar.set_postfix(loss=f"{loss.item():.3f}", val=f"{val:.3f}")
-                if log is not None:
-                    log(f"step {step}: loss {loss.item():.4f}, val accuracy {val:.4f}")
-            checkpoint(step)
-    bar.close()
+    c = train_config
+    loop = LoopConfig(steps=c.steps, lr=c.lr, min_lr=c.min_lr, warmup=c.warmup,
+                      eval_interval=c.eval_interval, desc="train qa")
+    state = run(model, optimizer, loop, get, evaluate=validate, save=save, state=state,
+                progress=progress, log=log)
+    step = state.step
     test_idx, split = data.indices("test"), "test"
     if not len(test_idx):
         test_idx, split = val_idx, "val"

@@ -9,7 +9,6 @@ Metrics, for genres and keywords separately: recall@3 and mean average precision
 
 from __future__ import annotations
 
-import sys
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
@@ -19,13 +18,17 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm import tqdm
 
 from ..store import FeatureStore
-from .checkpoint import check_checkpoint_encoder, load_checkpoint, save_checkpoint
+from .checkpoint import (
+    check_checkpoint_encoder,
+    load_checkpoint,
+    resume_checkpoint,
+    save_checkpoint,
+)
 from .data import ShotTable, TrainerError, assign_splits, check_encoder, video_tags
+from .loop import Batch, LoopConfig, LoopState, run
 from .metrics import chance_map, mean_average_precision, recall_at_k
-from .schedule import lr_at
 
 KIND = "tags"
 METHODS = {"average": "Score Average", "lstm": "Feature + LSTM"}
@@ -231,6 +234,18 @@ def evaluate(model: TagModel, data: TagData, videos: np.ndarray, *,
     return out
 
 
+def train_batches(data: TagData, train_config: TagsTrainConfig) -> Callable[[int], Batch]:
+    """``get_batch(step)``: training videos drawn for (seed, step), a random crop of each."""
+    train_idx = data.indices("train")
+
+    def get(step: int) -> Batch:
+        rng = np.random.default_rng([train_config.seed, 3, step])
+        videos = rng.choice(train_idx, train_config.batch_size)
+        return get_batch(data, videos, seq_len=train_config.seq_len, rng=rng)
+
+    return get
+
+
 def train(
     data: TagData,
     *,
@@ -249,63 +264,50 @@ def train(
         raise TrainerError("no tagged videos in the train split: check the manifest's split column")
     config = TagsConfig(method=method, feature_dim=data.table.dim, hidden=hidden,
                         n_genres=len(data.vocab.genres), n_keywords=len(data.vocab.keywords))
+    ckpt = None
+    if resume and out is not None:
+        ckpt = resume_checkpoint(out, KIND, encoder=data.encoder, encoder_id=data.encoder_id)
+        if ckpt is not None and (TagsConfig(**ckpt["config"]) != config
+                                 or _vocab(ckpt) != data.vocab):
+            raise TrainerError(f"{out} holds a {ckpt['config']['method']!r} classifier over "
+                               "other tags or settings: resume with the same ones")
     torch.manual_seed(train_config.seed)
     model = TagModel(config)
     model.set_feature_stats(*data.table.stats(train_idx.tolist()))
     optimizer = torch.optim.AdamW(model.parameters(), lr=train_config.lr,
                                   weight_decay=train_config.weight_decay)
-    step = 0
-    if resume and out is not None:
-        try:
-            ckpt = load_checkpoint(out, KIND)
-        except TrainerError:
-            ckpt = None  # nothing to resume yet: start fresh
-        if ckpt is not None:
-            check_checkpoint_encoder(ckpt, out, data.encoder, data.encoder_id)
-            if TagsConfig(**ckpt["config"]) != config or _vocab(ckpt) != data.vocab:
-                raise TrainerError(f"{out} holds a {ckpt['config']['method']!r} classifier over "
-                                   "other tags or settings: resume with the same ones")
-            model.load_state_dict(ckpt["model"])
-            optimizer.load_state_dict(ckpt["optimizer"])
-            step = int(ckpt["step"])
+    state = LoopState()
+    if ckpt is not None:
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        state = LoopState(step=int(ckpt["step"]))
 
-    def checkpoint(at: int) -> None:
+    def validate() -> dict[str, Any]:
+        if not len(val_idx):
+            return {}
+        val = evaluate(model, data, val_idx, eval_shots=train_config.eval_shots)
+        return {f"{group}_{name}": val[group][name] for group in ("genres", "keywords")
+                for name in ("recall@3", "map") if val[group][name] is not None}
+
+    def save(step: int, state: LoopState) -> None:
         if out is not None:
             save_checkpoint(out, KIND, {
                 "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "config": asdict(config), "train_config": asdict(train_config), "step": at,
+                "config": asdict(config), "train_config": asdict(train_config), "step": step,
                 "encoder": data.encoder, "encoder_id": data.encoder_id,
                 "genres": list(data.vocab.genres), "keywords": list(data.vocab.keywords),
             })
 
-    model.train()
-    bar = tqdm(total=train_config.steps, initial=step, desc=f"train tags ({method})",
-               unit="step", file=sys.stderr, disable=not progress)
-    while step < train_config.steps:
-        for group in optimizer.param_groups:
-            group["lr"] = lr_at(step, train_config)
-        rng = np.random.default_rng([train_config.seed, 3, step])
-        videos = rng.choice(train_idx, train_config.batch_size)
-        _, loss = model(*get_batch(data, videos, seq_len=train_config.seq_len, rng=rng))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        step += 1
-        bar.update(1)
-        if step % train_config.eval_interval == 0 or step == train_config.steps:
-            if len(val_idx):
-                val = evaluate(model, data, val_idx, eval_shots=train_config.eval_shots)
-                bar.set_postfix(loss=f"{loss.item():.3f}",
-                                genres_r3=f"{val['genres']['recall@3']:.3f}")
-                if log is not None:
-                    log(f"step {step}: loss {loss.item():.4f}, val {val}")
-            checkpoint(step)
-    bar.close()
+    c = train_config
+    loop = LoopConfig(steps=c.steps, lr=c.lr, min_lr=c.min_lr, warmup=c.warmup,
+                      eval_interval=c.eval_interval, desc=f"train tags ({method})")
+    state = run(model, optimizer, loop, train_batches(data, train_config), evaluate=validate,
+                save=save, state=state, progress=progress, log=log)
     test_idx, split = data.indices("test"), "test"
     if not len(test_idx):
         test_idx, split = val_idx, "val"
     metrics = score(model, data, test_idx, split=split, eval_shots=train_config.eval_shots)
-    metrics["steps"] = step
+    metrics["steps"] = state.step
     return model, metrics
 
 

@@ -8,8 +8,6 @@ Baseline: cosine between the mean of the given shots and each candidate.
 
 from __future__ import annotations
 
-import copy
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -19,13 +17,17 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm import tqdm
 
 from ..store import FeatureStore
-from .checkpoint import check_checkpoint_encoder, load_checkpoint, save_checkpoint
+from .checkpoint import (
+    check_checkpoint_encoder,
+    load_checkpoint,
+    resume_checkpoint,
+    save_checkpoint,
+)
 from .data import ShotTable, TrainerError, check_encoder
+from .loop import LoopConfig, LoopState, run
 from .questions import QuestionConfig, QuestionSet
-from .schedule import lr_at
 
 KIND = "temporal"
 
@@ -276,6 +278,30 @@ def new_model(config: TemporalConfig, data: TemporalData) -> NextShotModel:
     return model
 
 
+def train_batches(
+    data: TemporalData, train_config: TemporalTrainConfig
+) -> Callable[[int], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """``get_batch(step)`` of training: questions drawn for (seed, step) alone, with fresh
+    distractors unless ``resample`` is off."""
+    train_idx = data.qset.indices("train")
+
+    def get(step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        rng = np.random.default_rng([train_config.seed, 2, step])
+        batch = rng.choice(train_idx, train_config.batch_size)
+        if train_config.resample:
+            return resampled_batch(data, batch, rng)
+        return get_batch(data.table, data.rows, batch)
+
+    return get
+
+
+def loop_config(train_config: TemporalTrainConfig, desc: str = "train temporal") -> LoopConfig:
+    c = train_config
+    return LoopConfig(steps=c.steps, lr=c.lr, min_lr=c.min_lr, warmup=c.warmup,
+                      eval_interval=c.eval_interval, keep_best=c.keep_best,
+                      select="accuracy", desc=desc)
+
+
 def train(
     data: TemporalData,
     *,
@@ -290,104 +316,69 @@ def train(
 
     The checkpoint at ``out`` is written at each validation pass that improves on the
     best so far (every pass without ``keep_best``); with ``resume`` a run continues from it
-    to ``train_config.steps``. Small training sets overfit after a few hundred steps, so by
-    default the model returned is the best one on the validation movies.
+    to ``train_config.steps`` (a missing file starts fresh; any other file is refused).
+    Small training sets overfit after a few hundred steps, so by default the model
+    returned is the best one on the validation movies.
     """
     qset = data.qset
     train_idx, val_idx = qset.indices("train"), qset.indices("val")
     if not len(train_idx):
         raise TrainerError(f"question set {qset.name!r} has no training questions: "
                            "the store needs movies in the train split")
+    ckpt = None
+    if resume and out is not None:
+        ckpt = resume_checkpoint(out, KIND, encoder=data.encoder, encoder_id=data.encoder_id)
+        if ckpt is not None and ckpt["questions"] != qset.name:
+            raise TrainerError(f"{out} was trained on questions {ckpt['questions']!r}, "
+                               f"not {qset.name!r}: resume with the same settings")
     torch.manual_seed(train_config.seed)
     model = new_model(model_config, data)
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=train_config.lr, weight_decay=train_config.weight_decay
     )
-    step, best_val, best_step = 0, -1.0, 0
-    best_state: dict[str, torch.Tensor] | None = None
-    if resume and out is not None:
-        try:
-            ckpt = load_checkpoint(out, KIND)
-        except TrainerError:
-            ckpt = None  # nothing to resume yet: start fresh
-        if ckpt is not None:
-            check_checkpoint_encoder(ckpt, out, data.encoder, data.encoder_id)
-            if ckpt["questions"] != qset.name:
-                raise TrainerError(f"{out} was trained on questions {ckpt['questions']!r}, "
-                                   f"not {qset.name!r}: resume with the same settings")
-            model = NextShotModel(_model_config(ckpt))
-            model.load_state_dict(ckpt["model"])
-            optimizer = torch.optim.AdamW(model.parameters(), lr=train_config.lr,
-                                          weight_decay=train_config.weight_decay)
-            optimizer.load_state_dict(ckpt["optimizer"])
-            step, best_val = int(ckpt["step"]), float(ckpt.get("best_val", -1.0))
-            best_step = step
-            best_state = copy.deepcopy(model.state_dict())
+    state = LoopState()
+    if ckpt is not None:
+        model = NextShotModel(_model_config(ckpt))
+        model.load_state_dict(ckpt["model"])
+        optimizer = torch.optim.AdamW(model.parameters(), lr=train_config.lr,
+                                      weight_decay=train_config.weight_decay)
+        optimizer.load_state_dict(ckpt["optimizer"])
+        step = int(ckpt["step"])
+        state = LoopState(step=step, best=float(ckpt.get("best_val", -1.0)), best_step=step)
     rng = np.random.default_rng([train_config.seed, 1])
     val_probe = val_idx
     if train_config.eval_questions and len(val_idx) > train_config.eval_questions:
         val_probe = np.sort(rng.choice(val_idx, train_config.eval_questions, replace=False))
 
-    def checkpoint(at: int) -> None:
+    def validate() -> dict[str, Any]:
+        if not len(val_probe):
+            return {}
+        return {"accuracy": evaluate(model, data.table, data.rows, val_probe)["accuracy"]}
+
+    def save(step: int, state: LoopState) -> None:
         if out is not None:
             save_checkpoint(out, KIND, {
                 "model": model.state_dict(),
                 "optimizer": optimizer.state_dict(),
                 "config": asdict(model.config),
                 "train_config": asdict(train_config),
-                "step": at,
-                "best_val": best_val,
+                "step": step,
+                "best_val": state.best if len(val_probe) else -1.0,
                 "encoder": data.encoder,
                 "encoder_id": data.encoder_id,
                 "questions": qset.name,
                 "question_config": asdict(qset.config),
             })
 
-    model.train()
-    bar = tqdm(total=train_config.steps, initial=step, desc=f"train temporal {qset.name}",
-               unit="step", file=sys.stderr, disable=not progress)
-    t0, seen = time.perf_counter(), 0
-    while step < train_config.steps:
-        for group in optimizer.param_groups:
-            group["lr"] = lr_at(step, train_config)
-        rng = np.random.default_rng([train_config.seed, 2, step])
-        batch = rng.choice(train_idx, train_config.batch_size)
-        if train_config.resample:
-            _, loss = model(*resampled_batch(data, batch, rng))
-        else:
-            _, loss = model(*get_batch(data.table, data.rows, batch))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        step += 1
-        seen += len(batch)
-        bar.update(1)
-        if step % train_config.eval_interval == 0 or step == train_config.steps:
-            message = f"step {step}: loss {loss.item():.4f}"
-            improved = True
-            if len(val_probe):
-                val = evaluate(model, data.table, data.rows, val_probe)["accuracy"]
-                improved = val > best_val
-                best_val = max(best_val, val)
-                bar.set_postfix(loss=f"{loss.item():.3f}", val=f"{val:.3f}")
-                message += f", val accuracy {val:.4f}" + (" (best)" if improved else "")
-            if improved:
-                best_step, best_state = step, copy.deepcopy(model.state_dict())
-            if improved or not train_config.keep_best:
-                checkpoint(step)
-            if log is not None:
-                log(message)
-    bar.close()
-    elapsed = time.perf_counter() - t0
-    if train_config.keep_best and best_state is not None:
-        model.load_state_dict(best_state)
-    model.eval()
+    state = run(model, optimizer, loop_config(train_config, f"train temporal {qset.name}"),
+                train_batches(data, train_config), evaluate=validate, save=save, state=state,
+                progress=progress, log=log)
     metrics: dict[str, Any] = {
         "setting": qset.config.setting,
         "questions": int(len(train_idx)),
-        "steps": step,
-        "best_step": best_step if train_config.keep_best else step,
-        "questions_per_s": seen / elapsed if elapsed > 0 else None,
+        "steps": state.step,
+        "best_step": state.best_step,
+        "questions_per_s": state.per_second,
     }
     if len(val_idx):
         val = evaluate(model, data.table, data.rows, val_idx)
