@@ -248,7 +248,9 @@ def _question_args(p: argparse.ArgumentParser) -> None:
 def _training_args(p: argparse.ArgumentParser, *, steps: int, batch_size: int, lr: float,
                    eval_interval: int) -> None:
     p.add_argument("--out", required=True, help="checkpoint to write (.pt)")
-    p.add_argument("--resume", action="store_true", help="continue from --out if it exists")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from --out: a checkpoint of this model and encoder; a "
+                   "missing file starts fresh, any other file is refused")
     p.add_argument("--steps", type=int, default=steps, help=f"optimizer steps (default {steps})")
     p.add_argument("--batch-size", type=int, default=batch_size)
     p.add_argument("--lr", type=float, default=lr, help="peak learning rate")

@@ -41,7 +41,8 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--init", help="start from these weights (import-bninception's output "
                         "or an earlier encoder checkpoint); default: seeded random")
     parser.add_argument("--resume", action="store_true",
-                        help="continue from --out if it exists (same store and settings)")
+                        help="continue from --out (an encoder checkpoint of the same vocabulary "
+                        "and frame size); a missing file starts fresh, any other is refused")
     parser.add_argument("--device", help="torch device (default: cuda if any)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     for f in fields(EncoderTrainConfig):
