@@ -66,7 +66,7 @@ def test_model_averages_scores_over_real_shots_only() -> None:
 def test_vocab_comes_from_training_videos() -> None:
     vocab = TagVocab.from_videos([{"genres": ["drama"], "keywords": ["love", "war"]},
                                   {"genres": ["comedy"], "keywords": ["love"]}],
-                                 min_keyword_count=2)
+                                 min_keyword_videos=2)
     assert vocab == TagVocab(("comedy", "drama"), ("love",))
     y = vocab.encode({"genres": ["drama", "western"], "keywords": ["love"]})
     assert y.tolist() == [0, 1, 1]

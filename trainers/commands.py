@@ -178,10 +178,10 @@ def cmd_train_tags(args: argparse.Namespace) -> int:
     encoder = _encoder(store, args.encoder)
     train_config = tags.TagsTrainConfig(
         steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-        eval_interval=args.eval_interval, min_keyword_count=args.min_keyword_count)
+        eval_interval=args.eval_interval, min_keyword_videos=args.min_keyword_videos)
     data = tags.TagData.from_store(store, encoder, seed=args.seed,
                                    only=_manifest_ids(args.manifest),
-                                   min_keyword_count=args.min_keyword_count,
+                                   min_keyword_videos=args.min_keyword_videos,
                                    progress=not args.quiet)
     _, metrics = tags.train(data, method=args.method, hidden=args.hidden,
                             train_config=train_config, out=args.out, resume=args.resume,
@@ -291,7 +291,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--method", choices=list(tags.METHODS), default="average",
                    help="average: Score Average; lstm: Feature + LSTM")
     p.add_argument("--hidden", type=int, default=tags.TagsConfig.hidden)
-    p.add_argument("--min-keyword-count", type=int, default=tg.min_keyword_count)
+    p.add_argument("--min-keyword-videos", "--min-keyword-count", type=int,
+                   default=tg.min_keyword_videos, dest="min_keyword_videos",
+                   help="keywords of fewer training videos are left out (default "
+                   f"{tg.min_keyword_videos}, as for the encoder)")
     p.add_argument("--manifest", help="only the videos of this manifest")
     _training_args(p, steps=tg.steps, batch_size=tg.batch_size, lr=tg.lr,
                    eval_interval=tg.eval_interval)

@@ -37,6 +37,8 @@ from .checkpoint import load_checkpoint, resume_checkpoint, save_checkpoint
 from .data import TrainerError, assign_splits, open_store, stable_seed, video_tags
 from .loop import LoopConfig, LoopState, run
 from .metrics import mean_average_precision, recall_at_k
+from .tags import score_average
+from .vocab import MAX_KEYWORDS, MIN_KEYWORD_VIDEOS, TagVocab
 
 KIND = "encoder"
 ARCHITECTURE = "bn_inception"
@@ -57,8 +59,8 @@ class EncoderTrainConfig:
     warmup: int = 100  # steps of linear warm-up
     weight_decay: float = 1e-4  # AdamW weight decay
     keyword_weight: float = 1.0  # weight of the keyword loss next to the genre loss
-    min_keyword_videos: int = 2  # keywords of fewer training trailers are left out
-    max_keywords: int = 1000  # keep at most this many keywords (the most frequent)
+    min_keyword_videos: int = MIN_KEYWORD_VIDEOS  # keywords of fewer training trailers left out
+    max_keywords: int = MAX_KEYWORDS  # keep at most this many keywords (the most frequent)
     pad: float = 0.125  # pad-and-crop augmentation: reflect-pad by this fraction of S
     flip: bool = True  # random horizontal flips
     eval_interval: int = 500  # steps between validation passes (and checkpoint saves)
@@ -146,35 +148,15 @@ class TrailerSet:
                 "genres/keywords (and a split column, or leave it empty)"
             )
         if vocabulary is None:
-            vocabulary = build_vocabulary([tags[v] for v in train_ids], config)
-        genres, keywords = list(vocabulary["genres"]), list(vocabulary["keywords"])
-        index = {("g", t): i for i, t in enumerate(genres)}
-        index.update({("k", t): len(genres) + i for i, t in enumerate(keywords)})
-        labels = {}
-        for vid in tagged:
-            y = np.zeros(len(genres) + len(keywords), np.float32)
-            for kind, key in (("g", "genres"), ("k", "keywords")):
-                for t in tags[vid][key]:
-                    if (kind, t) in index:
-                        y[index[kind, t]] = 1.0
-            labels[vid] = y
+            vocab = TagVocab.from_videos([tags[v] for v in train_ids],
+                                         min_keyword_videos=config.min_keyword_videos,
+                                         max_keywords=config.max_keywords)
+        else:
+            vocab = TagVocab.from_dict(vocabulary)
+        labels = {vid: vocab.encode(tags[vid]) for vid in tagged}
+        genres, keywords = list(vocab.genres), list(vocab.keywords)
         skipped = {k: v for k, v in skipped.items() if v}
         return cls(url, tagged, splits, genres, keywords, labels, frame_shape, skipped)
-
-
-def build_vocabulary(
-    tags: Sequence[dict[str, Any]], config: EncoderTrainConfig
-) -> dict[str, list[str]]:
-    """All genres; keywords of at least ``min_keyword_videos`` trailers, most frequent first
-    (a keyword seen once cannot be learnt, only memorised)."""
-    genres = sorted({g for t in tags for g in t["genres"]})
-    counts: dict[str, int] = {}
-    for t in tags:
-        for k in set(t["keywords"]):
-            counts[k] = counts.get(k, 0) + 1
-    frequent = [k for k, c in counts.items() if c >= config.min_keyword_videos]
-    frequent.sort(key=lambda k: (-counts[k], k))
-    return {"genres": genres, "keywords": sorted(frequent[: config.max_keywords])}
 
 
 # ---------------------------------------------------------------------------- sampling
@@ -357,7 +339,8 @@ def evaluate(
     model: TrailerTagger, data: TrailerSet, video_ids: Sequence[str],
     preprocessing: Preprocessing, *, m: int = 3,
 ) -> dict[str, float]:
-    """Score Average on whole videos: every shot scored by the head, sigmoid, averaged."""
+    """Score Average on whole videos (tags.score_average): every shot scored by the head,
+    its sigmoid scores averaged."""
     if not video_ids:
         return {}
     was_training = model.training
@@ -367,7 +350,7 @@ def evaluate(
     for vid in video_ids:
         feats = shot_features(model.trunk, store.frames(vid)[:], preprocessing, m=m)
         logits = model.head(feats.to(model.head.weight.device)).float()
-        scores.append(torch.sigmoid(logits).mean(0).cpu().numpy())
+        scores.append(score_average(logits).cpu().numpy())
     model.train(was_training)
     labels = np.stack([data.labels[v] for v in video_ids])
     return {**tag_metrics(np.stack(scores), labels, len(data.genres)), "videos": len(video_ids)}
@@ -543,8 +526,9 @@ def score_average_probe(
 
     ``train``/``test`` are (shot features n_shots x D, video multi-hot labels) per video.
     Every training shot is labelled with its video's tags; a test video's score is the mean
-    of its shots' sigmoid scores. Features are standardized on the training shots, since a
-    random encoder's feature scale is arbitrary. Full-batch AdamW, seeded.
+    of its shots' sigmoid scores (tags.score_average). Features are standardized on the
+    training shots, since a random encoder's feature scale is arbitrary. Full-batch AdamW,
+    seeded.
     """
     x = torch.from_numpy(np.concatenate([f for f, _ in train])).float()
     y = torch.from_numpy(np.concatenate([np.repeat(t[None], len(f), 0) for f, t in train]))
@@ -563,7 +547,7 @@ def score_average_probe(
         optimizer.step()
     with torch.no_grad():
         scores = np.stack([
-            torch.sigmoid(layer((torch.from_numpy(f).float() - mean) / std)).mean(0).numpy()
+            score_average(layer((torch.from_numpy(f).float() - mean) / std)).numpy()
             for f, _ in test
         ])
     labels = np.stack([t for _, t in test])

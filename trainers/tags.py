@@ -1,15 +1,18 @@
 """Tag classification on shot features (paper 5.1): genres and plot keywords.
 
 Two classifiers over a video's shot sequence, multi-label (sigmoid, BCE):
-- "Score Average": a linear classifier scores every shot; scores averaged over shots.
+- "Score Average": a linear classifier scores every shot; the scores are averaged over
+  shots.
 - "Feature + LSTM": an LSTM runs over the shots; its per-step outputs are classified and
-  averaged over time steps.
+  the scores averaged over time steps.
+A score is a probability, the sigmoid of the classifier's logit (see :func:`score_average`);
+the loss is binary cross-entropy on the averaged score. The tag vocabulary is
+:mod:`.vocab`'s, the rule the encoder's tag head uses too.
 Metrics, for genres and keywords separately: recall@3 and mean average precision.
 """
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -29,6 +32,7 @@ from .checkpoint import (
 from .data import ShotTable, TrainerError, assign_splits, check_encoder, video_tags
 from .loop import Batch, LoopConfig, LoopState, run
 from .metrics import chance_map, mean_average_precision, recall_at_k
+from .vocab import MAX_KEYWORDS, MIN_KEYWORD_VIDEOS, TagVocab
 
 KIND = "tags"
 METHODS = {"average": "Score Average", "lstm": "Feature + LSTM"}
@@ -59,8 +63,24 @@ class TagsTrainConfig:
     warmup: int = 20  # steps of linear warm-up
     weight_decay: float = 1e-4  # AdamW weight decay
     eval_interval: int = 100  # steps between validation passes (and checkpoint saves)
-    min_keyword_count: int = 1  # keywords on fewer training videos are left out
+    min_keyword_videos: int = MIN_KEYWORD_VIDEOS  # keywords of fewer training videos left out
+    max_keywords: int = MAX_KEYWORDS  # keep at most this many keywords (the most frequent)
     seed: int = 0  # model init, split and batch order
+
+
+def score_average(logits: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """A video's tag scores: its shots' scores (sigmoid of each shot's logits) averaged.
+
+    The paper's "Score Average" (5.1): per-shot scores, then their mean. Averaging the
+    logits instead would equal classifying the mean feature (the classifier is linear),
+    and one shot with an extreme logit could outvote the rest. ``logits`` (..., T, C);
+    ``mask`` (..., T) marks real shots (None: all are). Returns (..., C) in (0, 1).
+    """
+    scores = torch.sigmoid(logits)
+    if mask is None:
+        return scores.mean(-2)
+    weights = mask.to(scores.dtype)[..., None]  # ... x T x 1
+    return (scores * weights).sum(-2) / weights.sum(-2).clamp_min(1)
 
 
 class TagModel(nn.Module):
@@ -89,42 +109,12 @@ class TagModel(nn.Module):
         x = (x - self.feature_mean) / self.feature_std  # B x T x D
         if self.lstm is not None:
             x, _ = self.lstm(x)  # B x T x H (right padding never reaches earlier steps)
-        scores = self.classifier(self.dropout(x))  # B x T x C
-        weights = mask.float()[:, :, None]  # B x T x 1
-        logits = (scores * weights).sum(1) / weights.sum(1).clamp_min(1)  # B x C
+        logits = self.classifier(self.dropout(x))  # B x T x C, per shot (per step)
+        scores = score_average(logits, mask)  # B x C, in (0, 1)
         loss = None
         if targets is not None:
-            loss = F.binary_cross_entropy_with_logits(logits, targets)
-        return logits, loss
-
-
-@dataclass(frozen=True)
-class TagVocab:
-    """Tag names, in the order of the classifier's outputs (genres, then keywords)."""
-
-    genres: tuple[str, ...]
-    keywords: tuple[str, ...]
-
-    @classmethod
-    def from_videos(cls, tags: Iterable[dict], *, min_keyword_count: int = 1) -> TagVocab:
-        tags = list(tags)
-        genres = sorted({g for t in tags for g in t["genres"]})
-        counts = Counter(k for t in tags for k in set(t["keywords"]))
-        keywords = sorted(k for k, n in counts.items() if n >= min_keyword_count)
-        return cls(tuple(genres), tuple(keywords))
-
-    def encode(self, tags: dict) -> np.ndarray:
-        """Multi-hot (n_genres + n_keywords,) float32; tags outside the vocabulary dropped."""
-        y = np.zeros(len(self.genres) + len(self.keywords), dtype=np.float32)
-        gi = {g: i for i, g in enumerate(self.genres)}
-        ki = {k: len(self.genres) + i for i, k in enumerate(self.keywords)}
-        for g in tags["genres"]:
-            if g in gi:
-                y[gi[g]] = 1
-        for k in tags["keywords"]:
-            if k in ki:
-                y[ki[k]] = 1
-        return y
+            loss = F.binary_cross_entropy(scores.clamp(1e-6, 1 - 1e-6), targets)
+        return scores, loss
 
 
 @dataclass
@@ -142,7 +132,8 @@ class TagData:
     @classmethod
     def from_store(cls, store: FeatureStore, encoder: str, *, seed: int = 0,
                    only: Iterable[str] | None = None, vocab: TagVocab | None = None,
-                   min_keyword_count: int = 1, progress: bool = True) -> TagData:
+                   min_keyword_videos: int = MIN_KEYWORD_VIDEOS,
+                   max_keywords: int = MAX_KEYWORDS, progress: bool = True) -> TagData:
         encoder_id = check_encoder(store, encoder)
         ids = store.video_ids(encoder=encoder)
         if only is not None:
@@ -158,7 +149,8 @@ class TagData:
         splits = assign_splits({v: tags[v]["split"] for v in tagged}, seed=seed)
         if vocab is None:
             vocab = TagVocab.from_videos([tags[v] for v in tagged if splits[v] == "train"],
-                                         min_keyword_count=min_keyword_count)
+                                         min_keyword_videos=min_keyword_videos,
+                                         max_keywords=max_keywords)
         if not vocab.genres and not vocab.keywords:
             raise TrainerError("the training videos carry no tags: nothing to learn")
         table = ShotTable.from_store(store, encoder, tagged, progress=progress)
