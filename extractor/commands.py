@@ -11,6 +11,7 @@ from .encoder import EncoderError, load_encoder
 from .manifest import ManifestEntry, ManifestError, entries_for_paths, read_manifest
 from .pipeline import ExtractionSettings
 from .ray_runner import add_ray_options, run_command
+from .roots import Roots, outside_message
 from .run import RunSummary, extract_all
 from .shots import DETECTORS
 
@@ -35,12 +36,30 @@ def add_extraction_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--min-shot-frames", type=int, default=ExtractionSettings.min_shot_frames)
     parser.add_argument("--device", help="torch device for the encoder (default: cuda if any)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--root",
+        action="append",
+        help="refuse videos outside this folder or URL prefix (repeatable; the API sets it)",
+    )
 
 
 def entries_from_args(args: argparse.Namespace) -> list[ManifestEntry]:
+    """The job's videos; with ``--root``, refused if any lies outside the roots (checked
+    here, when the manifest is read, because it may have changed since the API saw it)."""
     if bool(args.manifest) == bool(args.videos):
         raise ManifestError("give either video paths or --manifest, not both or neither")
-    return read_manifest(args.manifest) if args.manifest else entries_for_paths(args.videos)
+    try:
+        roots = Roots.of(args.root) if getattr(args, "root", None) else None
+    except ValueError as exc:
+        raise ManifestError(f"--root: {exc}") from exc
+    if roots is not None and args.manifest and roots.resolve(args.manifest) is None:
+        raise ManifestError(outside_message("manifest", [args.manifest], roots))
+    entries = read_manifest(args.manifest) if args.manifest else entries_for_paths(args.videos)
+    if roots is not None:
+        offenders = roots.outside([e.video for e in entries])
+        if offenders:
+            raise ManifestError(outside_message("videos", offenders, roots))
+    return entries
 
 
 def settings_from_args(args: argparse.Namespace) -> ExtractionSettings:
