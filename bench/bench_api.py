@@ -25,7 +25,7 @@ import numpy as np
 from storyline.store import FeatureStore
 from storyline.store.jobs import COMPLETE, FAILED, JobRecord, JobSpec
 
-TOKEN = "bench-token"
+TOKEN = "bench-token-0123456789"
 
 
 def make_record(root: Path, n: int) -> str:

@@ -18,8 +18,15 @@ from fastapi import Depends, FastAPI
 
 from .deps import RayJobs, Roots, require_token
 from .jobs_routes import router as jobs_router
+from .models import Problem
 from .ops_routes import health, metrics
 from .settings import ServiceSettings
+
+# every route but /healthz: the token, and Ray's job server behind it
+GUARDED: dict[int | str, dict] = {
+    401: {"model": Problem, "description": "no bearer token, or a wrong one"},
+    503: {"model": Problem, "description": "Ray's job server is not reachable (yet)"},
+}
 
 
 def _free_port() -> int:
@@ -92,6 +99,6 @@ def create_app(settings: ServiceSettings) -> FastAPI:
     app.state.roots = roots
     app.state.ray = None
     app.include_router(health)
-    app.include_router(metrics)
-    app.include_router(jobs_router, dependencies=[Depends(require_token)])
+    app.include_router(metrics, responses=GUARDED)
+    app.include_router(jobs_router, dependencies=[Depends(require_token)], responses=GUARDED)
     return app

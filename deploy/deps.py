@@ -10,50 +10,47 @@ import os
 import secrets
 import threading
 import time
-from pathlib import Path
-from typing import Annotated, Any
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from ..extractor.roots import Roots as ConfinedRoots
 from .settings import ServiceSettings
 
 JOB_METADATA_KEY = "storyline_job"
-
-
-def _is_url(value: str) -> bool:
-    return "://" in value
+T = TypeVar("T")
 
 
 class Roots:
     """The folders (or URL prefixes) the server may touch; every client path is checked."""
 
     def __init__(self, roots: tuple[str, ...]) -> None:
-        if not roots:
-            raise ValueError("give at least one --root folder")
-        self.urls = tuple(r.rstrip("/") + "/" for r in roots if _is_url(r))
-        self.paths = tuple(Path(r).resolve() for r in roots if not _is_url(r))
+        self.rule = ConfinedRoots.of(roots)
+        self.paths = self.rule.paths
+        self.urls = self.rule.urls
 
     def check(self, value: str, what: str) -> str:
-        """``value`` made absolute, or a 403 naming the roots."""
-        if _is_url(value):
-            if any(value.startswith(u) for u in self.urls):
-                return value
-        else:
-            path = Path(value).resolve()  # resolves ``..`` and symlinks before the check
-            if any(path == root or path.is_relative_to(root) for root in self.paths):
-                return str(path)
-        allowed = ", ".join([*map(str, self.paths), *self.urls])
-        raise HTTPException(
-            status.HTTP_403_FORBIDDEN,
-            f"{what} {value!r} is outside the server's roots ({allowed})",
-        )
+        """``value`` made absolute (symlinks followed), or a 403 naming the roots; the same
+        403 whether or not the path exists."""
+        resolved = self.rule.resolve(value)
+        if resolved is None:
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN,
+                f"{what} {value!r} is outside the server's roots ({self.rule.describe()})",
+            )
+        return resolved
 
     def find_store(self, job_id: str) -> str | None:
         """A store under the roots holding ``jobs/<job_id>``: the root itself or one level
         down (``ROOT/NAME.zarr``); for jobs Ray no longer remembers (a restarted head)."""
         for root in self.paths:
-            for candidate in (root, *sorted(p for p in root.iterdir() if p.is_dir())):
+            try:
+                children = sorted(p for p in root.iterdir() if p.is_dir())
+            except OSError:  # a root that is gone or unreadable holds no jobs
+                continue
+            for candidate in (root, *children):
                 if (candidate / "jobs" / job_id / "zarr.json").is_file():
                     return str(candidate)
         return None
@@ -72,13 +69,15 @@ class RayJobs:
         self._lock = threading.Lock()
         self._at = float("-inf")
         self._latest: dict[str, Any] = {}
+        self._cpus = (float("-inf"), 0.0)  # (when read, CPUs)
+        self._logs: dict[str, str] = {}  # submission id -> tail of a finished driver's log
 
     def latest(self, *, fresh: bool = False) -> dict[str, Any]:
         """The most recent Ray submission of each storyline job, by storyline job id."""
         with self._lock:
             if fresh or time.monotonic() - self._at > self.ttl:
                 latest: dict[str, Any] = {}
-                for info in self.client.list_jobs():
+                for info in _unreachable_is_503(self.client.list_jobs):
                     job_id = (info.metadata or {}).get(JOB_METADATA_KEY)
                     if job_id is None:
                         continue
@@ -88,11 +87,42 @@ class RayJobs:
                 self._latest, self._at = latest, time.monotonic()
             return dict(self._latest)
 
+    def cluster_cpus(self) -> float | None:
+        """CPUs of the cluster's live nodes (re-read every 30 s); None if Ray will not say."""
+        from ray.util.state import list_nodes
+
+        at, cpus = self._cpus
+        if time.monotonic() - at > 30:
+            try:
+                nodes = list_nodes(address=self.address, filters=[("state", "=", "ALIVE")])
+            except Exception:  # the state API is optional to us: the driver checks again
+                return None
+            cpus = sum(float((n.resources_total or {}).get("CPU", 0)) for n in nodes)
+            self._cpus = (time.monotonic(), cpus)
+        return cpus
+
+    def driver_error(self, info: Any, *, lines: int = 20) -> str | None:
+        """Why a stopped driver failed: Ray's message, else the last lines of its log."""
+        message = (getattr(info, "message", None) or "").strip()
+        if "\n" in message or getattr(info, "submission_id", None) is None:
+            return _tail(message, lines) or None
+        logs = self._logs.get(info.submission_id)
+        if logs is None:
+            try:
+                logs = _tail(self.client.get_job_logs(info.submission_id), lines)
+            except Exception:  # logs gone with the head, or never written: Ray's word only
+                logs = ""
+            if len(self._logs) > 1000:
+                self._logs.clear()
+            self._logs[info.submission_id] = logs
+        return "\n".join(p for p in (message, logs) if p) or None
+
     def submit(
         self, *, job_id: str, entrypoint: str, metadata: dict[str, str], runtime_env: dict | None
     ) -> str:
         submission_id = f"storyline-{job_id}-{os.urandom(4).hex()}"
-        self.client.submit_job(
+        _unreachable_is_503(
+            self.client.submit_job,
             entrypoint=entrypoint,
             submission_id=submission_id,
             metadata={JOB_METADATA_KEY: job_id, **metadata},
@@ -103,10 +133,26 @@ class RayJobs:
         return submission_id
 
     def stop(self, submission_id: str) -> bool:
-        stopped = self.client.stop_job(submission_id)
+        stopped = _unreachable_is_503(self.client.stop_job, submission_id)
         with self._lock:
             self._at = float("-inf")
         return bool(stopped)
+
+
+def _tail(text: str, lines: int) -> str:
+    return "\n".join(text.strip().splitlines()[-lines:])[-4000:]
+
+
+def _unreachable_is_503(call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Ray's job server errors as a 503 that says so, never a 500."""
+    try:
+        return call(*args, **kwargs)
+    except (ConnectionError, RuntimeError, OSError) as exc:
+        first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            f"Ray's job server did not answer ({type(exc).__name__}: {first}); retry shortly",
+        ) from exc
 
 
 _bearer = HTTPBearer(auto_error=False, description="STORYLINE_TOKEN")

@@ -2,18 +2,51 @@
 
 from __future__ import annotations
 
+import csv
+import functools
 import os
 import shlex
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import Path as PathParam
 
+from ..extractor.encoder import EncoderError, load_encoder
+from ..extractor.manifest import ManifestError, read_manifest
+from ..extractor.roots import is_url, outside_message
+from ..store import FeatureStore, StoreError
 from ..store.jobs import JobNotFoundError, new_job_id, read_job, read_videos
 from .deps import RayDep, RayJobs, Roots, RootsDep, SettingsDep
-from .models import Cancelled, Counts, JobCreated, JobList, JobProgress, JobRequest, VideoPage
+from .models import (
+    JOB_ID_PATTERN,
+    Cancelled,
+    Counts,
+    JobCreated,
+    JobList,
+    JobProgress,
+    JobRequest,
+    Problem,
+    VideoPage,
+)
 from .settings import ServiceSettings
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
+
+MANIFEST_MAX_BYTES = 64 << 20  # a manifest of a million videos is ~100 MB; refuse videos as one
+JobId = Annotated[str, PathParam(pattern=JOB_ID_PATTERN, description="the job's id")]
+
+_WHY = {
+    403: "a path outside the server's roots",
+    404: "no such job",
+    409: "the job is running, or the encoder name holds another encoder's features",
+    422: "a malformed request, or one the server checked and refused (the detail says why)",
+}
+
+
+def problems(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for the error statuses a route can answer (bodies: ``Problem``)."""
+    return {code: {"model": Problem, "description": _WHY[code]} for code in codes}
+
 
 # Ray's job status -> our state, for a job whose driver has not written a record yet
 _BEFORE_RECORD = {"PENDING": "pending", "RUNNING": "pending", "STOPPED": "cancelled"}
@@ -36,7 +69,7 @@ def _locate(job_id: str, ray_jobs: RayJobs, roots: Roots) -> tuple[Any, str | No
     return info, store
 
 
-def _progress(job_id: str, info: Any, store: str | None) -> JobProgress:
+def _progress(job_id: str, info: Any, store: str | None, ray_jobs: RayJobs) -> JobProgress:
     ray_status = _ray_status(info)
     try:
         record = read_job(store, job_id) if store else None
@@ -44,12 +77,15 @@ def _progress(job_id: str, info: Any, store: str | None) -> JobProgress:
         record = None
     if record is None:
         state = _BEFORE_RECORD.get(ray_status or "", "failed")
-        return JobProgress(id=job_id, state=state, ray_status=ray_status, store=store)
+        error = ray_jobs.driver_error(info) if state == "failed" and info is not None else None
+        return JobProgress(id=job_id, state=state, ray_status=ray_status, store=store, error=error)
     state = record["state"]
     if state == "running" and ray_status in _DRIVER_GONE:
         state = _DRIVER_GONE[ray_status]
     fields = {k: record.get(k) for k in JobProgress.model_fields if k in record}
     fields.update(id=job_id, state=state, ray_status=ray_status, counts=Counts(**record["counts"]))
+    if state == "failed" and info is not None:
+        fields["error"] = ray_jobs.driver_error(info)
     return JobProgress(**fields)
 
 
@@ -57,6 +93,7 @@ def _entrypoint(
     settings: ServiceSettings,
     request: JobRequest,
     *,
+    roots: Roots,
     job_id: str,
     manifest: str,
     store: str,
@@ -80,6 +117,8 @@ def _entrypoint(
         "--job-id",
         job_id,
     ]
+    for root in (*map(str, roots.paths), *roots.urls):  # the job re-checks every video
+        argv += ["--root", root]
     if checkpoint:
         argv += ["--checkpoint", checkpoint, "--encoder", request.encoder]
     for flag, value in (
@@ -92,35 +131,109 @@ def _entrypoint(
     return shlex.join(argv)
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=JobCreated)
+def _unprocessable(detail: str) -> HTTPException:
+    return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail)
+
+
+def _check_manifest(manifest: str, roots: Roots) -> int:
+    """The manifest's video count; 422 if it is unreadable or lists videos outside the roots
+    (named as the manifest writes them, so nothing is said about paths outside)."""
+    local = not is_url(manifest) and os.path.isfile(manifest)
+    if local and os.path.getsize(manifest) > MANIFEST_MAX_BYTES:
+        raise _unprocessable(f"manifest {manifest} is over {MANIFEST_MAX_BYTES >> 20} MB")
+    try:
+        entries = read_manifest(manifest)
+    except (ManifestError, OSError, UnicodeDecodeError, csv.Error) as exc:
+        reason = str(exc) if isinstance(exc, ManifestError) else f"{type(exc).__name__}: {exc}"
+        raise _unprocessable(f"cannot read manifest {manifest}: {reason}") from exc
+    offenders = roots.rule.outside([e.video for e in entries])
+    if offenders:
+        raise _unprocessable(outside_message("videos of the manifest", offenders, roots.rule))
+    return len(entries)
+
+
+@functools.lru_cache(maxsize=16)
+def _encoder_id(checkpoint: str | None, mtime_ns: int, input_size: int | None) -> str:
+    """The id a job's encoder will have (weights + preprocessing), per checkpoint version."""
+    return load_encoder(
+        "checkpoint" if checkpoint else None, checkpoint, input_size=input_size, device="cpu"
+    ).id
+
+
+def _check_encoder(store: str, name: str, checkpoint: str | None, input_size: int | None) -> None:
+    """409 if the store already binds ``name`` to another encoder (the driver would refuse
+    it); the id is only computed when the name is taken. Stores behind URLs: the driver."""
+    if is_url(store) or not os.path.isfile(os.path.join(store, "zarr.json")):
+        return
+    try:
+        stored = FeatureStore(store, mode="r").encoders().get(name)
+    except (StoreError, OSError, ValueError):
+        return  # not a storyline store yet (or not one at all): the driver says which
+    if stored is None:
+        return
+    mtime = os.stat(checkpoint).st_mtime_ns if checkpoint else 0
+    try:
+        wanted = _encoder_id(checkpoint, mtime, input_size)
+    except EncoderError as exc:
+        raise _unprocessable(str(exc)) from exc
+    if wanted != stored:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            f"encoder name {name!r} in {store} holds the features of encoder {stored}; this "
+            f"job's encoder is {wanted} (other weights or input_size): pick another encoder "
+            "name (with a checkpoint) or another store",
+        )
+
+
+def _check_workers(workers: int | None, ray_jobs: RayJobs) -> None:
+    cpus = ray_jobs.cluster_cpus() if workers is not None else None
+    if workers is not None and cpus is not None and workers > cpus:
+        raise _unprocessable(
+            f"workers {workers} is more than the cluster's {cpus:g} CPUs (one actor per CPU): "
+            f"ask for at most {int(cpus)}, or leave workers out to use them all"
+        )
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=JobCreated,
+    responses=problems(403, 409, 422),
+)
 def submit_job(
     request: JobRequest, settings: SettingsDep, roots: RootsDep, ray_jobs: RayDep
 ) -> JobCreated:
-    """Submit `storyline extract` as a Ray job. Re-using a finished job's id resumes it."""
+    """Submit `storyline extract` as a Ray job. Re-using a finished job's id resumes it.
+
+    Checked here: every path (and every video of the manifest) lies within the roots, the
+    encoder name is free in the store or holds this encoder, workers fit the cluster.
+    """
     manifest = roots.check(request.manifest, "manifest")
     store = roots.check(request.store, "store")
     checkpoint = roots.check(request.checkpoint, "checkpoint") if request.checkpoint else None
-    if "://" not in manifest and not os.path.isfile(manifest):
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, f"manifest not found: {manifest}")
-    if "://" not in store and not os.path.isdir(os.path.dirname(store)):
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_ENTITY, f"the store's folder does not exist: {store}"
-        )
-    if checkpoint and "://" not in checkpoint and not os.path.isfile(checkpoint):
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_ENTITY, f"checkpoint not found: {checkpoint}"
-        )
     if (request.encoder == "random") == bool(checkpoint):
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_ENTITY,
-            "give a checkpoint with a named encoder, or neither (the 'random' encoder)",
+        raise _unprocessable(
+            "give a checkpoint with a named encoder, or neither (the 'random' encoder)"
         )
+    if not is_url(store) and not os.path.isdir(os.path.dirname(store)):
+        raise _unprocessable(f"the store's folder does not exist: {store}")
+    if checkpoint and not is_url(checkpoint) and not os.path.isfile(checkpoint):
+        raise _unprocessable(f"checkpoint not found: {checkpoint}")
+    _check_manifest(manifest, roots)
+    _check_workers(request.workers, ray_jobs)
     job_id = request.job_id or new_job_id()
     running = ray_jobs.latest(fresh=True).get(job_id)
     if _ray_status(running) in ("PENDING", "RUNNING"):
         raise HTTPException(status.HTTP_409_CONFLICT, f"job {job_id!r} is already running")
+    _check_encoder(store, request.encoder, checkpoint, request.input_size)
     entrypoint = _entrypoint(
-        settings, request, job_id=job_id, manifest=manifest, store=store, checkpoint=checkpoint
+        settings,
+        request,
+        roots=roots,
+        job_id=job_id,
+        manifest=manifest,
+        store=store,
+        checkpoint=checkpoint,
     )
     ray_jobs.submit(
         job_id=job_id,
@@ -136,22 +249,23 @@ def list_jobs(ray_jobs: RayDep) -> JobList:
     """Every job Ray knows, newest first, with its progress from its store."""
     latest = ray_jobs.latest()
     jobs = [
-        _progress(job_id, info, (info.metadata or {}).get("store"))
+        _progress(job_id, info, (info.metadata or {}).get("store"), ray_jobs)
         for job_id, info in latest.items()
     ]
     return JobList(jobs=sorted(jobs, key=lambda j: -(j.started or float("inf"))))
 
 
-@router.get("/{job_id}", response_model=JobProgress)
-def get_job(job_id: str, ray_jobs: RayDep, roots: RootsDep) -> JobProgress:
-    """Progress from the store's job record; Ray's status says whether the driver lives."""
+@router.get("/{job_id}", response_model=JobProgress, responses=problems(404))
+def get_job(job_id: JobId, ray_jobs: RayDep, roots: RootsDep) -> JobProgress:
+    """Progress from the store's job record; Ray's status says whether the driver lives,
+    and ``error`` why a failed driver stopped."""
     info, store = _locate(job_id, ray_jobs, roots)
-    return _progress(job_id, info, store)
+    return _progress(job_id, info, store, ray_jobs)
 
 
-@router.get("/{job_id}/videos", response_model=VideoPage)
+@router.get("/{job_id}/videos", response_model=VideoPage, responses=problems(404))
 def list_videos(
-    job_id: str,
+    job_id: JobId,
     ray_jobs: RayDep,
     roots: RootsDep,
     video_status: Annotated[
@@ -171,13 +285,18 @@ def list_videos(
     return VideoPage(total=total, offset=offset, limit=limit, videos=videos)
 
 
-@router.post("/{job_id}/cancel", status_code=status.HTTP_202_ACCEPTED, response_model=Cancelled)
-def cancel_job(job_id: str, ray_jobs: RayDep) -> Cancelled:
+@router.post(
+    "/{job_id}/cancel",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=Cancelled,
+    responses=problems(404, 409),
+)
+def cancel_job(job_id: JobId, ray_jobs: RayDep) -> Cancelled:
     """Ask Ray to stop the driver; it records the job cancelled as it exits."""
     info = ray_jobs.latest(fresh=True).get(job_id)
     if info is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"Ray has no job {job_id!r} to cancel")
-    state = _progress(job_id, info, (info.metadata or {}).get("store")).state
+    state = _progress(job_id, info, (info.metadata or {}).get("store"), ray_jobs).state
     if _ray_status(info) not in ("PENDING", "RUNNING") or state not in ("pending", "running"):
         raise HTTPException(
             status.HTTP_409_CONFLICT,

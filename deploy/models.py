@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 JOB_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$"
+ENCODER_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+# a path or URL: printable, no NUL or other control characters (the OS refuses NUL anyway)
+PATH_PATTERN = r"^[^\x00-\x1f\x7f]+$"
+PATH_MAX = 4096
 State = Literal["pending", "running", "succeeded", "failed", "cancelled"]
 VideoStatus = Literal["pending", "running", "complete", "failed"]
 
@@ -16,14 +20,37 @@ class JobRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    manifest: str = Field(min_length=1, description="manifest path or URL")
-    store: str = Field(min_length=1, description="Zarr store path or URL")
-    encoder: str = Field(default="random", pattern=r"^[A-Za-z0-9._-]{1,64}$")
-    checkpoint: str | None = Field(default=None, description="encoder checkpoint path")
+    manifest: str = Field(
+        max_length=PATH_MAX,
+        pattern=PATH_PATTERN,
+        description="manifest path or URL; every video it lists must lie within the roots",
+    )
+    store: str = Field(
+        max_length=PATH_MAX, pattern=PATH_PATTERN, description="Zarr store path or URL"
+    )
+    encoder: str = Field(
+        default="random",
+        pattern=ENCODER_PATTERN,
+        description="'random' (no checkpoint), or the name a checkpoint's features go under",
+    )
+    checkpoint: str | None = Field(
+        default=None,
+        max_length=PATH_MAX,
+        pattern=PATH_PATTERN,
+        description="encoder checkpoint path; required with any encoder but 'random'",
+    )
     job_id: str | None = Field(default=None, pattern=JOB_ID_PATTERN)
     num_gpus: float | None = Field(default=None, ge=0, le=8, description="GPU share per actor")
-    workers: int | None = Field(default=None, ge=1, le=10_000)
+    workers: int | None = Field(
+        default=None, ge=1, le=10_000, description="actors; at most the cluster's CPUs"
+    )
     input_size: int | None = Field(default=None, ge=64, le=512, description="random encoder")
+
+
+class Problem(BaseModel):
+    """Every error body: what went wrong and what to do (a list for malformed requests)."""
+
+    detail: str | list[dict[str, Any]]
 
 
 class JobCreated(BaseModel):
@@ -55,6 +82,9 @@ class JobProgress(BaseModel):
     started: float | None = None
     ended: float | None = None
     updated: float | None = None
+    error: str | None = Field(
+        default=None, description="why the job failed: Ray's message or the driver's last lines"
+    )
 
 
 class JobList(BaseModel):

@@ -22,10 +22,13 @@ def run(args: argparse.Namespace) -> int:
     try:
         settings = ServiceSettings(**overrides)
     except ValidationError as exc:
-        missing = ", ".join(str(e["loc"][0]) for e in exc.errors())
+        # each error's place and message only: its input would print the token
+        problems = "; ".join(
+            f"{e['loc'][0] if e['loc'] else 'settings'}: {e['msg']}" for e in exc.errors()
+        )
         print(
-            f"storyline serve: error: missing or invalid settings: {missing}. Set "
-            "STORYLINE_TOKEN and give --root DIR (or STORYLINE_ROOTS as a JSON list)",
+            f"storyline serve: error: {problems}. Set STORYLINE_TOKEN (or STORYLINE_TOKEN_FILE) "
+            "and give --root DIR (or STORYLINE_ROOTS as a JSON list)",
             file=sys.stderr,
         )
         return 2

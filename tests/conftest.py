@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 import torch
 
 from storyline.extractor.encoder import Encoder, random_encoder
 
 from .media import make_clip
+from .test_ray_support import free_port, local_cluster, make_videos
 
 # ../shared/data beside the checkout (or beside the folder of worktrees holding it)
 SHARED_DATA = next(
@@ -49,3 +55,57 @@ def other_clip(clip_dir: Path) -> tuple[Path, list[int], int]:
 @pytest.fixture(scope="session")
 def encoder() -> Encoder:
     return random_encoder(input_size=TEST_INPUT_SIZE)
+
+
+API_TOKEN = "test-token-0123456789"  # >= 16 characters, as serve demands
+
+
+@pytest.fixture(scope="session")
+def api_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The served root: 6 clips and a broken file under videos/, with their manifest."""
+    root = tmp_path_factory.mktemp("api-root")
+    make_videos(root / "videos", 6, bad=1)
+    return root
+
+
+@pytest.fixture(scope="session")
+def api(api_root: Path) -> Iterator[httpx.Client]:
+    """`storyline serve` (real uvicorn, loopback) on the test Ray; a client with the token."""
+    cluster = local_cluster()
+    port = free_port()
+    exe = Path(sys.executable).with_name("storyline")
+    server = subprocess.Popen(
+        [
+            str(exe),
+            "serve",
+            "--port",
+            str(port),
+            "--root",
+            str(api_root),
+            "--ray-address",
+            cluster["dashboard"],
+            "--log-level",
+            "warning",
+        ],
+        env={**os.environ, "STORYLINE_TOKEN": API_TOKEN},
+    )
+    client = httpx.Client(
+        base_url=f"http://127.0.0.1:{port}",
+        headers={"Authorization": f"Bearer {API_TOKEN}"},
+        timeout=30,
+    )
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                if client.get("/healthz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert server.poll() is None and time.monotonic() < deadline, "serve did not start"
+            time.sleep(0.3)
+        yield client
+    finally:
+        client.close()
+        server.terminate()
+        server.wait(timeout=30)

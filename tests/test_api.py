@@ -3,73 +3,20 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
 
-from .test_ray_support import free_port, local_cluster, make_videos
+from storyline.store import FeatureStore
 
-TOKEN = "test-token-123"
-
-
-@pytest.fixture(scope="module")
-def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("api-root")
-    make_videos(root / "videos", 6, bad=1)
-    return root
+from .test_ray_support import make_videos
 
 
-@pytest.fixture(scope="module")
-def api(root: Path) -> Iterator[httpx.Client]:
-    cluster = local_cluster()
-    port = free_port()
-    exe = Path(sys.executable).with_name("storyline")
-    server = subprocess.Popen(
-        [
-            str(exe),
-            "serve",
-            "--port",
-            str(port),
-            "--root",
-            str(root),
-            "--ray-address",
-            cluster["dashboard"],
-            "--log-level",
-            "warning",
-        ],
-        env={**os.environ, "STORYLINE_TOKEN": TOKEN},
-    )
-    client = httpx.Client(
-        base_url=f"http://127.0.0.1:{port}",
-        headers={"Authorization": f"Bearer {TOKEN}"},
-        timeout=30,
-    )
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                if client.get("/healthz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert server.poll() is None and time.monotonic() < deadline, "serve did not start"
-            time.sleep(0.3)
-        yield client
-    finally:
-        client.close()
-        server.terminate()
-        server.wait(timeout=30)
-
-
-def _job(root: Path, **extra: object) -> dict[str, object]:
+def _job(api_root: Path, **extra: object) -> dict[str, object]:
     return {
-        "manifest": str(root / "videos" / "manifest.csv"),
-        "store": str(root / "store.zarr"),
+        "manifest": str(api_root / "videos" / "manifest.csv"),
+        "store": str(api_root / "store.zarr"),
         "input_size": 64,
         **extra,
     }
@@ -102,10 +49,12 @@ def test_token_is_required_except_for_healthz(api: httpx.Client) -> None:
     assert wrong.status_code == 401 and "STORYLINE_TOKEN" in wrong.json()["detail"]
 
 
-def test_bad_requests_are_refused_clearly(api: httpx.Client, root: Path, tmp_path: Path) -> None:
-    outside = api.post("/jobs", json=_job(root, manifest="/etc/passwd"))
+def test_bad_requests_are_refused_clearly(
+    api: httpx.Client, api_root: Path, tmp_path: Path
+) -> None:
+    outside = api.post("/jobs", json=_job(api_root, manifest="/etc/passwd"))
     assert outside.status_code == 403 and "outside the server's roots" in outside.json()["detail"]
-    sneaky = api.post("/jobs", json=_job(root, store=str(root / ".." / "elsewhere.zarr")))
+    sneaky = api.post("/jobs", json=_job(api_root, store=str(api_root / ".." / "elsewhere.zarr")))
     assert sneaky.status_code == 403
     assert api.post("/jobs", json={"store": "x"}).status_code == 422  # no manifest
     assert (
@@ -114,21 +63,21 @@ def test_bad_requests_are_refused_clearly(api: httpx.Client, root: Path, tmp_pat
         ).status_code
         == 422
     )
-    assert api.post("/jobs", json=_job(root, command="rm -rf /")).status_code == 422
-    assert api.post("/jobs", json=_job(root, job_id="../../x")).status_code == 422
-    assert api.post("/jobs", json=_job(root, num_gpus=-1)).status_code == 422
-    missing = api.post("/jobs", json=_job(root, manifest=str(root / "nope.csv")))
+    assert api.post("/jobs", json=_job(api_root, command="rm -rf /")).status_code == 422
+    assert api.post("/jobs", json=_job(api_root, job_id="../../x")).status_code == 422
+    assert api.post("/jobs", json=_job(api_root, num_gpus=-1)).status_code == 422
+    missing = api.post("/jobs", json=_job(api_root, manifest=str(api_root / "nope.csv")))
     assert missing.status_code == 422 and "manifest not found" in missing.json()["detail"]
     assert api.get("/jobs/no-such-job").status_code == 404
     assert api.get("/jobs/x/videos", params={"status": "weird"}).status_code == 422
 
 
-def test_submit_poll_until_done_and_list_failures(api: httpx.Client, root: Path) -> None:
-    created = api.post("/jobs", json=_job(root, job_id="api-job"))
+def test_submit_poll_until_done_and_list_failures(api: httpx.Client, api_root: Path) -> None:
+    created = api.post("/jobs", json=_job(api_root, job_id="api-job"))
     assert created.status_code == 201 and created.json() == {"id": "api-job"}
-    assert api.post("/jobs", json=_job(root, job_id="api-job")).status_code == 409
+    assert api.post("/jobs", json=_job(api_root, job_id="api-job")).status_code == 409
     body = _wait(api, "api-job", {"succeeded", "failed", "cancelled"})
-    assert body["state"] == "succeeded"
+    assert body["state"] == "succeeded", body
     assert body["counts"] == {"pending": 0, "running": 0, "complete": 6, "failed": 1}
     assert body["shots"] > 0 and body["eta_s"] == 0.0 and body["ray_status"] is not None
     failed = api.get("/jobs/api-job/videos", params={"status": "failed"}).json()
@@ -143,10 +92,90 @@ def test_submit_poll_until_done_and_list_failures(api: httpx.Client, root: Path)
     assert api.post("/jobs/api-job/cancel").status_code == 409  # finished: nothing to stop
 
 
-def test_cancel_stops_a_running_job(api: httpx.Client, root: Path) -> None:
-    created = api.post("/jobs", json=_job(root, job_id="to-cancel", store=str(root / "c.zarr")))
+def test_cancel_stops_a_running_job(api: httpx.Client, api_root: Path) -> None:
+    created = api.post(
+        "/jobs", json=_job(api_root, job_id="to-cancel", store=str(api_root / "c.zarr"))
+    )
     assert created.status_code == 201
     cancelled = api.post("/jobs/to-cancel/cancel")
     assert cancelled.status_code == 202 and cancelled.json()["id"] == "to-cancel"
     body = _wait(api, "to-cancel", {"cancelled", "succeeded", "failed"}, timeout=60)
     assert body["state"] == "cancelled" and body["ray_status"] == "STOPPED"
+
+
+def _manifest(folder: Path, videos: list[str]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "manifest.csv"
+    path.write_text("video\n" + "\n".join(videos) + "\n")
+    return path
+
+
+def test_manifest_videos_outside_the_roots_are_refused_alike(
+    api: httpx.Client, api_root: Path, tmp_path: Path
+) -> None:
+    """A manifest inside a root may not list videos outside it, directly, by ``..`` or by a
+    symlink; the answer is the same whether the outside path exists or not."""
+    outside = make_videos(tmp_path / "outside", 1).parent / "clip000.mp4"
+    (api_root / "escape").mkdir(exist_ok=True)
+    link = api_root / "escape" / "link.mp4"
+    link.unlink(missing_ok=True)
+    link.symlink_to(outside)
+    inside = str(api_root / "videos" / "clip000.mp4")
+    cases = {
+        "exists": [inside, str(outside)],
+        "missing": [inside, str(outside.with_name("nothing-here.mp4"))],
+        "dotdot": [os.path.relpath(outside, api_root / "escape" / "dotdot")],
+        "symlink": [str(link)],
+        "url": ["s3://bucket/movie.mp4"],
+    }
+    details = {}
+    for name, videos in cases.items():
+        manifest = _manifest(api_root / "escape" / name, videos)
+        response = api.post("/jobs", json=_job(api_root, manifest=str(manifest)))
+        assert response.status_code == 422, (name, response.text)
+        details[name] = response.json()["detail"]
+        assert "outside the allowed roots" in details[name]
+        assert inside not in details[name]  # only offenders are named
+    assert str(outside) in details["exists"]
+    # existence is not revealed: the two answers differ only by the name given
+    assert details["exists"].replace(str(outside), "X") == details["missing"].replace(
+        str(outside.with_name("nothing-here.mp4")), "X"
+    )
+
+
+def test_hostile_strings_get_4xx_never_5xx(api: httpx.Client, api_root: Path) -> None:
+    for value in ("\u0000", "videos/\u0000manifest.csv", "a\nb", "x" * 5000, "/" * 300):
+        for field in ("manifest", "store", "checkpoint"):
+            response = api.post("/jobs", json=_job(api_root, **{field: value}))
+            assert 400 <= response.status_code < 500, (field, value[:20], response.text)
+    assert api.get("/jobs/..%2F..%2Fetc").status_code in (404, 422)
+    assert api.get("/jobs/" + "a" * 200).status_code == 422
+    folder = api.post("/jobs", json=_job(api_root, manifest=str(api_root / "videos")))
+    assert folder.status_code == 422 and "cannot read manifest" in folder.json()["detail"]
+
+
+def test_checks_at_submit_say_why(api: httpx.Client, api_root: Path) -> None:
+    too_many = api.post("/jobs", json=_job(api_root, workers=310))
+    assert too_many.status_code == 422 and "CPUs" in too_many.json()["detail"]
+    store = api_root / "clash.zarr"
+    FeatureStore(str(store)).register_encoder("random", "0123456789abcdef")
+    clash = api.post("/jobs", json=_job(api_root, store=str(store)))
+    assert clash.status_code == 409, clash.text
+    assert "holds the features of encoder 0123456789abcdef" in clash.json()["detail"]
+    assert api.post("/jobs", json=_job(api_root, encoder="mine")).status_code == 422
+
+
+def test_a_job_refuses_a_manifest_changed_to_escape_and_says_why(
+    api: httpx.Client, api_root: Path
+) -> None:
+    """The manifest is checked again where the job reads it; the driver's error is shown."""
+    manifest = _manifest(api_root / "changes", [str(api_root / "videos" / "clip001.mp4")])
+    created = api.post(
+        "/jobs",
+        json=_job(api_root, manifest=str(manifest), store=str(api_root / "e.zarr"), job_id="esc"),
+    )
+    assert created.status_code == 201
+    manifest.write_text("video\n/etc/hostname\n")  # before the driver starts (seconds)
+    body = _wait(api, "esc", {"failed", "succeeded", "cancelled"}, timeout=90)
+    assert body["state"] == "failed" and body["counts"]["complete"] == 0
+    assert "outside the allowed roots" in body["error"] and "/etc/hostname" in body["error"]
