@@ -1,89 +1,34 @@
-"""Shot encoder: BN-Inception weights bound to their preprocessing, with a content id.
+"""Shot encoder: a frozen BN-Inception with its preprocessing, encoding crops to features.
 
-Preprocessing (channel order, value range, mean/std, input size) travels with the weights,
-so the extractor can never pair weights with the wrong preprocessing, and the encoder id
-(a hash of both) names exactly what produced a store's features.
+The weights file format (weights + preprocessing + encoder id) lives in :mod:`.weights`;
+this module turns such a file (or the seeded random initialisation) into an :class:`Encoder`.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
-import json
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
 
 import numpy as np
 import torch
 
 from .models.bninception import FEATURE_DIM, BNInception, bn_inception
+from .weights import EncoderError, Preprocessing, encoder_id, load_file, read_weights
 
 RANDOM_SEED = 0
 
-
-class EncoderError(ValueError):
-    """A checkpoint that cannot be turned into an encoder; the message says why."""
-
-
-@dataclass(frozen=True)
-class Preprocessing:
-    """How frames become the network's input. Decoded frames arrive as RGB uint8."""
-
-    input_size: int = 224  # square crop side fed to the network
-    channel_order: Literal["RGB", "BGR"] = "RGB"
-    value_scale: float = 1.0  # pixel values are mapped to [0, value_scale]
-    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)  # in channel_order
-    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Preprocessing:
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(data) - names
-        if unknown:
-            raise EncoderError(f"unknown preprocessing fields {sorted(unknown)}")
-        values = dict(data)
-        for key in ("mean", "std"):
-            if key in values:
-                values[key] = tuple(float(v) for v in values[key])
-        return cls(**values)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**dataclasses.asdict(self), "mean": list(self.mean), "std": list(self.std)}
-
-    def to_tensor(self, frames: np.ndarray) -> torch.Tensor:
-        """(N, S, S, 3) RGB uint8 crops -> normalised (N, 3, S, S) float32, channels-last."""
-        if frames.shape[1:] != (self.input_size, self.input_size, 3):
-            raise ValueError(
-                f"expected (N, {self.input_size}, {self.input_size}, 3) frames, got {frames.shape}"
-            )
-        x = torch.from_numpy(np.ascontiguousarray(frames))
-        if self.channel_order == "BGR":
-            x = x.flip(-1)
-        x = x.permute(0, 3, 1, 2).float()  # N x 3 x S x S, channels-last memory
-        scale = self.value_scale / 255.0
-        mean = torch.tensor(self.mean).view(1, 3, 1, 1) / scale
-        std = torch.tensor(self.std).view(1, 3, 1, 1) / scale
-        return (x - mean) / std
-
-
-def _state_digest(state: dict[str, torch.Tensor]) -> hashlib._Hash:
-    digest = hashlib.sha256()
-    for key in sorted(state):
-        tensor = state[key].detach().cpu().contiguous()
-        digest.update(key.encode())
-        digest.update(str(tuple(tensor.shape)).encode())
-        if tensor.dtype == torch.bfloat16:  # numpy has no bfloat16
-            tensor = tensor.float()
-        digest.update(tensor.numpy().tobytes())
-    return digest
-
-
-def encoder_id(state: dict[str, torch.Tensor], preprocessing: Preprocessing) -> str:
-    """16 hex digits naming these exact weights with this exact preprocessing."""
-    digest = _state_digest(state)
-    digest.update(json.dumps(preprocessing.to_dict(), sort_keys=True).encode())
-    return digest.hexdigest()[:16]
+# Re-exported: the weights format lives in .weights; these names are how callers knew it.
+__all__ = [
+    "FEATURE_DIM",
+    "Encoder",
+    "EncoderError",
+    "Preprocessing",
+    "encoder_from_checkpoint",
+    "encoder_id",
+    "load_checkpoint",
+    "load_encoder",
+    "random_encoder",
+]
+load_checkpoint = load_file  # a file's raw dict, loaded without pickled code
 
 
 def _autocast_default(device: torch.device) -> bool:
@@ -144,21 +89,6 @@ def random_encoder(
     return Encoder("random", module, Preprocessing(input_size=input_size), device=device)
 
 
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Load a checkpoint without executing pickled code, with errors a person can act on."""
-    path = Path(path)
-    if not path.is_file():
-        raise EncoderError(f"checkpoint not found: {path}")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises UnpicklingError, RuntimeError, EOFError...
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise EncoderError(
-            f"cannot read checkpoint {path}: {first_line}. It must be a torch.save()d state "
-            "dict or a storyline checkpoint; files that need pickled code are refused"
-        ) from exc
-
-
 def encoder_from_checkpoint(
     path: str | Path, *, name: str | None = None, device: str | None = None
 ) -> Encoder:
@@ -168,17 +98,9 @@ def encoder_from_checkpoint(
     written by ``storyline train encoder`` and ``storyline encoder import-bninception``) or
     a bare BN-Inception state dict, which gets the default preprocessing.
     """
-    checkpoint = load_checkpoint(path)
-    if not isinstance(checkpoint, dict):
-        raise EncoderError(f"{path} holds a {type(checkpoint).__name__}, not a state dict")
-    if "encoder" in checkpoint:
-        state = checkpoint["encoder"]
-        preprocessing = Preprocessing.from_dict(checkpoint.get("preprocessing", {}))
-    else:
-        state, preprocessing = checkpoint, Preprocessing()
+    weights = read_weights(path)
     module = bn_inception()
-    backbone = {k: v for k, v in state.items() if not k.startswith("fc.")}
-    result = module.load_state_dict(backbone, strict=False)
+    result = module.load_state_dict(weights.state, strict=False)
     if result.missing_keys or result.unexpected_keys:
         missing = ", ".join(result.missing_keys[:3])
         unexpected = ", ".join(result.unexpected_keys[:3])
@@ -187,7 +109,7 @@ def encoder_from_checkpoint(
             f"unexpected: {unexpected or '-'}). Convert Caffe ImageNet weights with "
             "`storyline encoder import-bninception`"
         )
-    return Encoder(name or Path(path).stem, module, preprocessing, device=device)
+    return Encoder(name or Path(path).stem, module, weights.preprocessing, device=device)
 
 
 def load_encoder(

@@ -13,18 +13,15 @@ from typing import Any
 
 import torch
 
+from ..extractor.weights import CHECKPOINT_FORMAT, write_checkpoint
 from .data import TrainerError
 
-FORMAT = "storyline-checkpoint"
+FORMAT = CHECKPOINT_FORMAT
 
 
 def save_checkpoint(path: str | os.PathLike, kind: str, payload: dict[str, Any]) -> None:
     """Write atomically (temp file + rename): an interrupted save leaves the old one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save({"format": FORMAT, "kind": kind, **payload}, tmp)
-    os.replace(tmp, path)
+    write_checkpoint(path, kind, payload)
 
 
 def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:

@@ -11,16 +11,11 @@ import json
 import sys
 from dataclasses import fields
 
-from ..extractor.encoder import EncoderError, Preprocessing, encoder_id, load_checkpoint
-from ..extractor.models.bninception import bn_inception
-from ..extractor.models.bninception_import import (
-    CAFFE_BNINCEPTION_PREPROCESSING,
-    convert_caffe_state_dict,
-)
+from ..extractor.models.bninception_import import caffe_weights
+from ..extractor.weights import EncoderError, load_file, save_weights
 from ..store import StoreError
-from .checkpoint import save_checkpoint
 from .data import TrainerError
-from .encoder_train import ARCHITECTURE, EncoderTrainConfig, TrailerSet, train
+from .encoder_train import EncoderTrainConfig, TrailerSet, train
 from .visualize import open_scorer, plot_response, write_retrieval
 
 EXIT_OK, EXIT_ERROR = 0, 2
@@ -81,20 +76,13 @@ def run_import(args: argparse.Namespace) -> int:
     """Caffe/TSN ImageNet BN-Inception file -> a storyline encoder file with its
     preprocessing (BGR, 0-255, mean subtraction), loadable by extract and --init."""
     try:
-        raw = load_checkpoint(args.file)
+        raw = load_file(args.file)
         if not isinstance(raw, dict):
             raise EncoderError(f"{args.file} holds a {type(raw).__name__}, not a state dict")
-        state = convert_caffe_state_dict(raw, keep_head=False)
-        bn_inception(weights=state)  # strict load: no layer is left random
-        preprocessing = Preprocessing.from_dict(dict(CAFFE_BNINCEPTION_PREPROCESSING))
-        ident = encoder_id(state, preprocessing)
-        save_checkpoint(args.out, "bninception-imagenet", {
-            "encoder": state,
-            "preprocessing": preprocessing.to_dict(),
-            "encoder_id": ident,
-            "architecture": ARCHITECTURE,
-            "source": str(args.file),
-        })
+        weights = caffe_weights(raw)
+        ident = save_weights(args.out, weights, kind="bninception-imagenet",
+                             source=str(args.file))
+        preprocessing = weights.preprocessing
     except _ERRORS as exc:
         return _fail("encoder import-bninception", exc)
     print(f"{args.out}: BN-Inception ImageNet weights, encoder id {ident}, preprocessing "

@@ -24,14 +24,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..extractor.encoder import (
-    FEATURE_DIM,
+from ..extractor.models.bninception import FEATURE_DIM, BNInception, bn_inception
+from ..extractor.weights import (
+    ARCHITECTURE,
     EncoderError,
+    EncoderWeights,
     Preprocessing,
-    encoder_id,
+    read_weights,
 )
-from ..extractor.encoder import load_checkpoint as load_encoder_file
-from ..extractor.models.bninception import BNInception, bn_inception
 from ..store import FeatureStore, VideoNotFoundError
 from .checkpoint import load_checkpoint, resume_checkpoint, save_checkpoint
 from .data import TrainerError, assign_splits, open_store, stable_seed, video_tags
@@ -41,7 +41,6 @@ from .tags import score_average
 from .vocab import MAX_KEYWORDS, MIN_KEYWORD_VIDEOS, TagVocab
 
 KIND = "encoder"
-ARCHITECTURE = "bn_inception"
 
 
 @dataclass(frozen=True)
@@ -280,19 +279,10 @@ def load_init(path: str) -> tuple[dict[str, torch.Tensor], Preprocessing, str]:
     """Trunk weights, preprocessing and id of an ``--init`` file (an imported ImageNet
     BN-Inception or an earlier encoder checkpoint), loaded without pickled code."""
     try:
-        ckpt = load_encoder_file(path)
+        weights = read_weights(path, bare=False)
     except EncoderError as exc:
         raise TrainerError(str(exc)) from exc
-    if not isinstance(ckpt, dict) or "encoder" not in ckpt:
-        raise TrainerError(
-            f"{path} is not a storyline encoder file: convert Caffe ImageNet weights with "
-            "`storyline encoder import-bninception FILE --out imagenet.pth` first"
-        )
-    if ckpt.get("architecture", ARCHITECTURE) != ARCHITECTURE:
-        raise TrainerError(f"{path} holds a {ckpt['architecture']!r}, not {ARCHITECTURE!r}")
-    state = {k: v for k, v in ckpt["encoder"].items() if not k.startswith("fc.")}
-    preprocessing = Preprocessing.from_dict(ckpt.get("preprocessing", {}))
-    return state, preprocessing, encoder_id(state, preprocessing)
+    return weights.state, weights.preprocessing, weights.id
 
 
 # ---------------------------------------------------------------------------- metrics
@@ -440,12 +430,9 @@ def train(
     def save(step: int, state: LoopState) -> None:
         if out is None:
             return
-        trunk_state = {k: v.detach().cpu() for k, v in model.trunk.state_dict().items()}
+        # the encoder file the extractor reads (extract --checkpoint), plus the trainer's part
         save_checkpoint(out, KIND, {
-            "encoder": trunk_state,  # what encoder_from_checkpoint / extract --checkpoint load
-            "preprocessing": preprocessing.to_dict(),
-            "encoder_id": encoder_id(trunk_state, preprocessing),
-            "architecture": ARCHITECTURE,
+            **EncoderWeights(model.trunk.state_dict(), preprocessing).payload(),
             "head": {k: v.detach().cpu() for k, v in model.head.state_dict().items()},
             "vocabulary": data.vocabulary,
             "config": asdict(config),

@@ -12,9 +12,15 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .bninception import INCEPTION_SPECS
+from ..weights import EncoderWeights, Preprocessing
+from .bninception import INCEPTION_SPECS, bn_inception
 
-__all__ = ["CAFFE_BNINCEPTION_PREPROCESSING", "caffe_key_map", "convert_caffe_state_dict"]
+__all__ = [
+    "CAFFE_BNINCEPTION_PREPROCESSING",
+    "caffe_key_map",
+    "caffe_weights",
+    "convert_caffe_state_dict",
+]
 
 # What the Caffe weights expect as input; it travels with them so an extractor never
 # feeds them RGB in [0, 1]. Pixel value = (BGR value in 0..255 - mean) / std.
@@ -103,3 +109,11 @@ def convert_caffe_state_dict(sd: dict[str, Tensor], *, keep_head: bool = True) -
         if dst.endswith("bn.running_var"):
             out[dst.removesuffix("running_var") + "num_batches_tracked"] = torch.tensor(0)
     return out
+
+
+def caffe_weights(sd: dict[str, Tensor]) -> EncoderWeights:
+    """The Caffe file's trunk as storyline encoder weights, bound to the preprocessing the
+    Caffe weights expect (BGR, 0-255, mean subtraction); checked by a strict load."""
+    state = convert_caffe_state_dict(sd, keep_head=False)
+    bn_inception(weights=state)  # strict: no layer is left random
+    return EncoderWeights(state, Preprocessing.from_dict(dict(CAFFE_BNINCEPTION_PREPROCESSING)))
