@@ -122,3 +122,32 @@ def test_retrieve_decodes_from_source_without_cache(
     assert len(hits) == 3 and hits[0]["seconds"] is not None
     image = np.asarray(_png(out).convert("RGB"))
     assert image.std() > 10  # decoded frames, not a blank sheet
+
+
+def test_retrieve_searches_only_the_chosen_videos(trained: tuple[str, str], tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """A store that also holds other videos (QA clips beside movies): --manifest and/or
+    --prefix choose which videos' shots compete."""
+    url, checkpoint = trained
+    ids = FeatureStore(url, mode="r").video_ids(encoder="enc")
+    manifest = tmp_path / "movies.csv"
+    manifest.write_text("video,id\n" + "".join(f"{v}.mp4,{v}\n" for v in ids[:3]))
+    base = ["retrieve", "--store", url, "--checkpoint", checkpoint, "--encoder", "enc",
+            "--tag", "disc", "--top", "5"]
+
+    def searched(*extra: str) -> tuple[set[str], int]:
+        out = tmp_path / "sel.png"
+        assert main([*base, "--out", str(out), *extra]) == 0
+        result = json.loads(out.with_suffix(".json").read_text())
+        return {h["video"] for h in result["hits"]}, result["videos_searched"]
+
+    videos, n = searched("--manifest", str(manifest))
+    assert n == 3 and videos <= set(ids[:3])
+    videos, n = searched("--prefix", ids[-1])
+    assert n == 1 and videos == {ids[-1]}
+    videos, n = searched("--manifest", str(manifest), "--prefix", ids[0], "--prefix", ids[-1])
+    assert n == 1 and videos == {ids[0]}  # both: in the manifest and with a prefix
+    assert searched()[1] == len(ids)  # default: every video with the encoder's features
+    capsys.readouterr()
+    assert main([*base, "--out", str(tmp_path / "none.png"), "--prefix", "movie-"]) == 2
+    assert "check --manifest / --prefix" in capsys.readouterr().err

@@ -11,15 +11,16 @@ import json
 import sys
 from dataclasses import fields
 
+from ..extractor.manifest import ManifestError, read_manifest
 from ..extractor.models.bninception_import import caffe_weights
 from ..extractor.weights import EncoderError, load_file, save_weights
 from ..store import StoreError
 from .data import TrainerError
 from .encoder_train import EncoderTrainConfig, TrailerSet, train
-from .visualize import open_scorer, plot_response, write_retrieval
+from .visualize import open_scorer, plot_response, select_videos, write_retrieval
 
 EXIT_OK, EXIT_ERROR = 0, 2
-_ERRORS = (TrainerError, EncoderError, StoreError, ValueError)
+_ERRORS = (TrainerError, EncoderError, StoreError, ManifestError, ValueError)
 _DEFAULTS = EncoderTrainConfig()
 
 
@@ -96,13 +97,15 @@ def run_import(args: argparse.Namespace) -> int:
 def run_retrieve(args: argparse.Namespace) -> int:
     try:
         scorer = open_scorer(args.store, args.checkpoint, args.encoder)
+        manifest = None if args.manifest is None else [e.id for e in read_manifest(args.manifest)]
+        videos = select_videos(scorer, manifest=manifest, prefixes=args.prefix or ())
         png, json_path, hits = write_retrieval(scorer, args.tag, args.out, top=args.top,
-                                               json_out=args.json)
+                                               json_out=args.json, videos=videos)
     except _ERRORS as exc:
         return _fail("retrieve", exc)
     for h in hits:
         print(f"{h.score:.3f}  {h.video}  shot {h.shot}  frames [{h.start}, {h.end})")
-    print(f"wrote {png} and {json_path}", file=sys.stderr)
+    print(f"wrote {png} and {json_path} (searched {len(videos)} videos)", file=sys.stderr)
     return EXIT_OK
 
 
@@ -147,6 +150,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     retrieve.add_argument("--tag", required=True, help="a genre or keyword of the checkpoint")
     retrieve.add_argument("--top", type=int, default=16, help="shots to show (default 16)")
     retrieve.add_argument("--json", help="JSON to write (default: --out with .json)")
+    retrieve.add_argument("--manifest", help="only the videos of this manifest (e.g. movies.csv)")
+    retrieve.add_argument("--prefix", action="append", metavar="ID_PREFIX",
+                          help="only videos whose store id starts with this (repeatable)")
     retrieve.set_defaults(func=run_retrieve)
 
     response = subparsers.add_parser(

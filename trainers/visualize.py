@@ -84,11 +84,38 @@ def _seconds(attrs: dict[str, Any], frame: int) -> float | None:
     return float(frame) / float(fps) if fps else None
 
 
+def select_videos(
+    scorer: TagScorer, *, manifest: Sequence[str] | None = None,
+    prefixes: Sequence[str] = (),
+) -> list[str]:
+    """The store's videos with the scorer's features, narrowed to a manifest's ids and/or
+    to ids starting with one of ``prefixes``: a store may hold other videos (MovieQA
+    clips beside the movies, trailers) whose shots should not compete."""
+    have = scorer.store.video_ids(encoder=scorer.encoder)
+    ids = have
+    if manifest is not None:
+        wanted = set(manifest)
+        ids = [v for v in ids if v in wanted]
+    if prefixes:
+        ids = [v for v in ids if v.startswith(tuple(prefixes))]
+    if not ids:
+        chosen = " and ".join(
+            ([f"{len(manifest)} manifest ids"] if manifest is not None else [])
+            + ([f"prefix {', '.join(prefixes)}"] if prefixes else []))
+        shown = ", ".join(have[:5]) + (" ..." if len(have) > 5 else "")
+        raise TrainerError(
+            f"none of the {len(have)} videos with features {scorer.encoder!r} in "
+            f"{scorer.store.url} matches {chosen or 'the selection'} (they are: {shown}): "
+            "check --manifest / --prefix"
+        )
+    return ids
+
+
 def retrieve(scorer: TagScorer, tag: str, *, top: int = 16,
              videos: Sequence[str] | None = None) -> list[Hit]:
     """The ``top`` shots of the store (or of ``videos``) with the highest response to ``tag``."""
     t = scorer.index(tag)
-    ids = list(videos) if videos else scorer.store.video_ids(encoder=scorer.encoder)
+    ids = list(videos) if videos is not None else scorer.store.video_ids(encoder=scorer.encoder)
     hits: list[Hit] = []
     for vid in ids:
         response = scorer.scores(vid)[:, t]
@@ -166,9 +193,13 @@ def contact_sheet(frames: Sequence[np.ndarray], captions: Sequence[str], out: st
 
 
 def write_retrieval(scorer: TagScorer, tag: str, out: str | Path, *, top: int = 16,
-                    json_out: str | Path | None = None) -> tuple[Path, Path, list[Hit]]:
-    """Contact sheet PNG and JSON of the ``top`` shots for ``tag``."""
-    hits = retrieve(scorer, tag, top=top)
+                    json_out: str | Path | None = None,
+                    videos: Sequence[str] | None = None) -> tuple[Path, Path, list[Hit]]:
+    """Contact sheet PNG and JSON of the ``top`` shots for ``tag`` (among ``videos``, by
+    default every video of the store with the scorer's features)."""
+    if videos is None:
+        videos = scorer.store.video_ids(encoder=scorer.encoder)
+    hits = retrieve(scorer, tag, top=top, videos=videos)
     frames = hit_frames(scorer.store, hits)
     captions = [
         f"{h.video} #{h.shot}" + (f" {h.seconds:.1f}s" if h.seconds is not None else "")
@@ -180,7 +211,7 @@ def write_retrieval(scorer: TagScorer, tag: str, out: str | Path, *, top: int = 
     json_path = Path(json_out) if json_out else png.with_suffix(".json")
     json_path.write_text(json.dumps({
         "tag": tag, "encoder": scorer.encoder, "store": scorer.store.url,
-        "hits": [asdict(h) for h in hits],
+        "videos_searched": len(videos), "hits": [asdict(h) for h in hits],
     }, indent=2))
     return png, json_path, hits
 
