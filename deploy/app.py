@@ -14,7 +14,9 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import Depends, FastAPI
+from fastapi import Depends, FastAPI, Request, status
+from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 
 from .deps import RayJobs, Roots, require_token
 from .jobs_routes import router as jobs_router
@@ -99,6 +101,26 @@ def create_app(settings: ServiceSettings) -> FastAPI:
     app.state.roots = roots
     app.state.ray = None
     app.include_router(health)
-    app.include_router(metrics, responses=GUARDED)
+    app.include_router(metrics)  # its 401/503 are declared on the route (text/plain 200)
     app.include_router(jobs_router, dependencies=[Depends(require_token)], responses=GUARDED)
+    app.add_exception_handler(status.HTTP_405_METHOD_NOT_ALLOWED, _method_not_allowed)
     return app
+
+
+async def _method_not_allowed(request: Request, exc: Exception) -> JSONResponse:
+    """405 with every method the path supports in ``Allow`` (Starlette names only those of
+    the first route matching the path: POST /jobs would hide GET /jobs)."""
+    path = request.url.path
+    allowed = sorted(
+        {
+            method
+            for route in request.app.routes
+            if isinstance(route, APIRoute) and route.path_regex.match(path)
+            for method in route.methods
+        }
+    )
+    return JSONResponse(
+        {"detail": f"{request.method} is not allowed on {path}; use {', '.join(allowed)}"},
+        status.HTTP_405_METHOD_NOT_ALLOWED,
+        headers={"Allow": ", ".join(allowed)},
+    )

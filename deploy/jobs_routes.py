@@ -36,6 +36,7 @@ MANIFEST_MAX_BYTES = 64 << 20  # a manifest of a million videos is ~100 MB; refu
 JobId = Annotated[str, PathParam(pattern=JOB_ID_PATTERN, description="the job's id")]
 
 _WHY = {
+    400: "a body that cannot be decoded",
     403: "a path outside the server's roots",
     404: "no such job",
     409: "the job is running, or the encoder name holds another encoder's features",
@@ -198,7 +199,7 @@ def _check_workers(workers: int | None, ray_jobs: RayJobs) -> None:
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=JobCreated,
-    responses=problems(403, 409, 422),
+    responses=problems(400, 403, 409, 422),
 )
 def submit_job(
     request: JobRequest, settings: SettingsDep, roots: RootsDep, ray_jobs: RayDep

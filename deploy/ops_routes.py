@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Depends
 from fastapi.responses import PlainTextResponse
 
@@ -22,7 +24,20 @@ def _label(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
-@metrics.get("/metrics", response_class=PlainTextResponse)
+def _json_problem(description: str) -> dict[str, Any]:
+    """An error answered as JSON by a text/plain route (a model would be filed as text)."""
+    schema = {"$ref": "#/components/schemas/Problem"}
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+@metrics.get(
+    "/metrics",
+    response_class=PlainTextResponse,
+    responses={
+        401: _json_problem("no bearer token, or a wrong one"),
+        503: _json_problem("Ray's job server is not reachable (yet)"),
+    },
+)
 def prometheus(ray_jobs: RayDep) -> PlainTextResponse:
     """Per job: videos by status, shots, frames/s; jobs by state."""
     jobs = list_jobs(ray_jobs).jobs
