@@ -1,7 +1,8 @@
 """`storyline` command line: one sub-command family per package, registered here.
 
 Each listed module exposes ``register(subparsers)``, adding parsers whose default ``func``
-takes the parsed arguments and returns the process exit code.
+takes the parsed arguments and returns the process exit code. A command imports only its
+own module (``COMMANDS``), so `storyline info` never pays for torch or Ray.
 """
 
 from __future__ import annotations
@@ -20,20 +21,43 @@ COMMAND_MODULES = (
     "storyline.deploy.demo",  # demo
 )
 
+COMMANDS = {  # command -> the module that registers it (tests check this matches)
+    "extract": "storyline.extractor.commands",
+    "info": "storyline.store.commands",
+    "serve": "storyline.deploy.serve",
+    "encoder": "storyline.trainers.encoder_commands",
+    "retrieve": "storyline.trainers.encoder_commands",
+    "response": "storyline.trainers.encoder_commands",
+    "questions": "storyline.trainers.commands",
+    "train": "storyline.trainers.commands",
+    "eval": "storyline.trainers.commands",
+    "report": "storyline.trainers.commands",
+    "synth": "storyline.trainers.synth_commands",
+    "demo": "storyline.deploy.demo",
+}
 
-def build_parser() -> argparse.ArgumentParser:
+
+def _command(argv: list[str]) -> str | None:
+    """The sub-command named in ``argv`` (the first word that is not an option)."""
+    return next((a for a in argv if not a.startswith("-")), None)
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser for ``command`` alone when it is known, else for every command."""
     parser = argparse.ArgumentParser(
         prog="storyline",
         description="Per-shot features from movies into a Zarr store, and models on top.",
     )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name in COMMAND_MODULES:
+    modules = [COMMANDS[command]] if command in COMMANDS else COMMAND_MODULES
+    for name in modules:
         importlib.import_module(name).register(subparsers)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser(_command(argv)).parse_args(argv)
     return int(args.func(args) or 0)
 
 

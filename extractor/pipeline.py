@@ -19,6 +19,7 @@ from .shots import DetectorKind, ShotBuffer, ShotDetector, detection_frames
 
 FramesSink = Callable[[np.ndarray], None]
 ProgressSink = Callable[[int], None]
+MetaSink = Callable[[VideoMeta], None]
 
 
 @dataclass(frozen=True)
@@ -92,15 +93,19 @@ def extract_video(
     known_shots: np.ndarray | None = None,
     on_frames: FramesSink | None = None,
     on_progress: ProgressSink | None = None,
+    on_meta: MetaSink | None = None,
 ) -> VideoResult:
     """Decode ``source`` once and return its shots and per-shot features.
 
     ``known_shots`` (a video already in the store for another encoder) replaces detection,
     so every encoder of a store shares the same shots. ``on_frames`` receives the sampled
     frames (k, m, S, S, 3) uint8 in shot order, as shots close; ``on_progress`` the number
-    of frames decoded since its last call.
+    of frames decoded since its last call; ``on_meta`` the probed metadata (frame count)
+    before decoding starts, so progress can be told as a fraction.
     """
     meta = probe(source)
+    if on_meta is not None:
+        on_meta(meta)
     size = encoder.input_size
     m = settings.frames_per_shot
     detector = None

@@ -14,11 +14,13 @@ from typing import Literal
 
 from tqdm import tqdm
 
-from ..store import FeatureStore
+from ..store import COMPLETE, FeatureStore
+from ..store.index import IndexWriter
 from .decode import VideoError
 from .encoder import Encoder
 from .manifest import ManifestEntry
-from .pipeline import ExtractionSettings, extract_video
+from .pipeline import ExtractionSettings, MetaSink, extract_video
+from .remote import local_video
 
 Status = Literal["complete", "skipped", "failed"]
 
@@ -87,22 +89,34 @@ def extract_entry(
     settings: ExtractionSettings,
     *,
     on_progress: Callable[[int], None] | None = None,
+    on_meta: MetaSink | None = None,
 ) -> VideoOutcome:
-    """Extract one video into the store, or record why it failed. Never raises for the video."""
-    if store.is_complete(entry.id, encoder.name):
-        return VideoOutcome(entry.id, entry.video, "skipped")
+    """Extract one video into the store, or record why it failed. Never raises for the video.
+
+    A remote video (s3://...) is copied to a local spool file first, removed afterwards.
+    """
+    info = store.status(entry.id)
+    if (
+        info is not None
+        and info.status == COMPLETE
+        and encoder.name in info.attrs.get("features", {})
+    ):
+        return VideoOutcome(entry.id, entry.video, "skipped", shots=info.n_shots or 0)
     started = time.perf_counter()
     attrs = video_attrs(entry, settings, encoder)
     writer = store.begin_video(entry.id, attrs=attrs)
+    local = entry.video
     try:
-        result = extract_video(
-            entry.video,
-            encoder,
-            settings,
-            known_shots=writer.existing_shots(),
-            on_frames=writer.append_frames if settings.store_frames else None,
-            on_progress=on_progress,
-        )
+        with local_video(entry.video) as local:
+            result = extract_video(
+                local,
+                encoder,
+                settings,
+                known_shots=writer.existing_shots(),
+                on_frames=writer.append_frames if settings.store_frames else None,
+                on_progress=on_progress,
+                on_meta=on_meta,
+            )
         writer.finish(
             shots=result.shots,
             features=result.features,
@@ -112,6 +126,8 @@ def extract_entry(
         )
     except Exception as exc:
         error = _one_line(exc)
+        if local != entry.video:  # name the video, not its spool file
+            error = error.replace(local, entry.video)
         writer.abort()
         store.mark_failed(entry.id, source=entry.video, error=error)
         return VideoOutcome(
@@ -127,6 +143,16 @@ def extract_entry(
     )
 
 
+def index_outcome(index: IndexWriter, outcome: VideoOutcome, encoder: str) -> None:
+    """Tell the store's index how a video ended (the run's one writer does this)."""
+    if outcome.status == "failed":
+        index.failed(outcome.video_id, outcome.error or "failed (no reason given)")
+    else:
+        index.complete(
+            outcome.video_id, n_shots=outcome.shots, encoder=encoder, source=outcome.source
+        )
+
+
 def extract_all(
     entries: Sequence[ManifestEntry],
     store: FeatureStore,
@@ -137,6 +163,8 @@ def extract_all(
 ) -> RunSummary:
     """Extract every entry in this process, one after the other, with a progress bar."""
     store.register_encoder(encoder.name, encoder.id)
+    index = IndexWriter(store)
+    index_writes, store.index_writes = store.index_writes, False  # batched by `index` instead
     summary = RunSummary()
     started = time.perf_counter()
     frames = 0
@@ -148,14 +176,20 @@ def extract_all(
             elapsed = time.perf_counter() - started
             bar.set_postfix(frames_per_s=f"{frames / max(elapsed, 1e-9):.0f}", refresh=False)
 
-        for entry in entries:
-            outcome = extract_entry(entry, store, encoder, settings, on_progress=on_progress)
-            summary.outcomes.append(outcome)
-            bar.set_postfix(
-                frames_per_s=f"{frames / max(time.perf_counter() - started, 1e-9):.0f}",
-                failed=summary.count("failed"),
-                refresh=False,
-            )
-            bar.update(1)
+        try:
+            for entry in entries:
+                outcome = extract_entry(entry, store, encoder, settings, on_progress=on_progress)
+                summary.outcomes.append(outcome)
+                index_outcome(index, outcome, encoder.name)
+                index.flush()
+                bar.set_postfix(
+                    frames_per_s=f"{frames / max(time.perf_counter() - started, 1e-9):.0f}",
+                    failed=summary.count("failed"),
+                    refresh=False,
+                )
+                bar.update(1)
+        finally:
+            index.flush(force=True)
+            store.index_writes = index_writes
     summary.seconds = time.perf_counter() - started
     return summary

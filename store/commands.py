@@ -12,12 +12,46 @@ from .errors import StoreError, VideoNotFoundError
 from .feature_store import FeatureStore
 
 
-def store_summary(store: FeatureStore) -> dict[str, Any]:
-    """Counts by status, shots, and one line per video (with its error, if it failed)."""
+def store_summary(store: FeatureStore, *, scan: bool = False) -> dict[str, Any]:
+    """Counts by status, shots, and one line per video (with its error, if it failed).
+
+    From the store's index (one read, however many videos) when it has one and ``scan`` is
+    False; else by reading every video, which also shows videos being written.
+    """
+    index = None if scan else store.index()
+    if index is None:
+        return _scanned_summary(store)
+    complete, failed = index["videos"], index["failed"]
+    videos = [
+        {
+            "id": vid,
+            "status": "complete",
+            "shots": entry["n_shots"],
+            "features": entry["features"],
+            "source": entry.get("source"),
+        }
+        for vid, entry in complete.items()
+    ]
+    videos += [
+        {"id": vid, "status": "failed", "shots": None, "error": err} for vid, err in failed.items()
+    ]
+    counts = {"complete": len(complete), "failed": len(failed)}
+    return {
+        "store": store.url,
+        "encoders": store.encoders(),
+        "index": True,
+        "counts": {k: v for k, v in counts.items() if v},
+        "shots": sum(entry["n_shots"] for entry in complete.values()),
+        "videos": sorted(videos, key=lambda v: v["id"]),
+    }
+
+
+def _scanned_summary(store: FeatureStore) -> dict[str, Any]:
     videos = list(store.iter_videos())
     return {
         "store": store.url,
         "encoders": store.encoders(),
+        "index": False,
         "counts": dict(Counter(v.status for v in videos)),
         "shots": sum(v.n_shots or 0 for v in videos if v.status == "complete"),
         "videos": [
@@ -66,13 +100,20 @@ def job_summary(store: FeatureStore, job_id: str) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        store = FeatureStore(args.store, mode="r")
+        store = FeatureStore(args.store, mode="a" if args.reindex else "r")
+        if args.reindex:
+            document = store.reindex()
+            print(
+                f"indexed {len(document['videos'])} complete and {len(document['failed'])} "
+                f"failed videos of {store.url}",
+                file=sys.stderr,
+            )
         if args.job:
             summary = job_summary(store, args.job)
         elif args.video_id:
             summary = video_summary(store, args.video_id)
         else:
-            summary = store_summary(store)
+            summary = store_summary(store, scan=args.scan)
     except StoreError as exc:
         print(f"storyline info: error: {exc}", file=sys.stderr)
         return 2
@@ -85,4 +126,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--store", required=True)
     parser.add_argument("video_id", nargs="?", help="one video's attributes and arrays")
     parser.add_argument("--job", help="one job's record: progress and failed videos")
+    parser.add_argument(
+        "--scan",
+        action="store_true",
+        help="read every video instead of the store's index (slow on object storage; also "
+        "shows videos being written)",
+    )
+    parser.add_argument(
+        "--reindex",
+        action="store_true",
+        help="rebuild the index from the videos (after a writer was killed and not resumed)",
+    )
     parser.set_defaults(func=run)

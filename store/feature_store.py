@@ -10,6 +10,8 @@ Layout (plain ``zarr`` can read it; see README):
                                    float16 (n_shots, 1024)
     videos/<video_id>/frames       uint8   (n_shots, m, S, S, 3)   only with --frames
     jobs/<job_id>/                 job records (written by a job's driver only)
+    index/                         attrs: the complete (and failed) videos, for readers
+                                          that must not read every video (store/index.py)
 
 A video is complete when its ``status`` attribute is ``"complete"``; features of encoder
 ``E`` are complete when ``E`` is a key of the video's ``features`` attribute. Both marks are
@@ -19,7 +21,7 @@ partial video: an interrupted write leaves a video that a re-run redoes.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -29,6 +31,7 @@ import zarr.codecs
 from zarr.errors import ContainsGroupError, GroupNotFoundError
 
 from .errors import EncoderMismatchError, StoreError, VideoNotFoundError
+from .index import IndexWriter, read_index, scan_index, write_index
 
 FORMAT_VERSION = 1
 COMPLETE, FAILED, WRITING = "complete", "failed", "writing"
@@ -63,9 +66,13 @@ class FeatureStore:
         *,
         mode: Literal["r", "a"] = "a",
         storage_options: dict[str, Any] | None = None,
+        index_writes: bool = True,
     ) -> None:
+        """``index_writes=False``: this handle's video writes leave the index alone, because
+        one writer (a job's driver, :class:`~.index.IndexWriter`) records them for it."""
         self.url = str(url)
         self.mode = mode
+        self.index_writes = index_writes
         try:
             self.root = zarr.open_group(
                 self.url, mode=mode, zarr_format=3, storage_options=storage_options
@@ -100,13 +107,35 @@ class FeatureStore:
             shots = attrs.get("n_shots")
             yield VideoInfo(vid, attrs.get("status", WRITING), shots, attrs.get("error"), attrs)
 
+    def index(self) -> dict[str, Any] | None:
+        """The index of complete and failed videos (one small read), None if there is none."""
+        return read_index(self)
+
     def video_ids(self, *, encoder: str | None = None) -> list[str]:
-        """Ids of complete videos (with complete features of ``encoder``, if given)."""
-        return [
-            v.id
-            for v in self.iter_videos()
-            if v.status == COMPLETE and (encoder is None or encoder in v.attrs.get("features", {}))
-        ]
+        """Ids of complete videos (with complete features of ``encoder``, if given), sorted.
+
+        From the store's index: one read, however many videos. A store without an index
+        (written by hand, or by storyline before the index) is walked video by video.
+        """
+        index = self.index()
+        if index is None:
+            return [
+                v.id
+                for v in self.iter_videos()
+                if v.status == COMPLETE
+                and (encoder is None or encoder in v.attrs.get("features", {}))
+            ]
+        return sorted(
+            vid
+            for vid, entry in index["videos"].items()
+            if encoder is None or encoder in entry["features"]
+        )
+
+    def reindex(self) -> dict[str, Any]:
+        """Rebuild the index from the videos themselves (one read per video)."""
+        document = scan_index(self)
+        write_index(self, document)
+        return document
 
     def _group(self, video_id: str) -> zarr.Group:
         videos = self._videos_group()
@@ -196,11 +225,25 @@ class FeatureStore:
         videos = self._writable_videos()
         existing = videos.get(video_id)
         if existing is not None and existing.attrs.get("status") == COMPLETE:
-            return VideoWriter(existing, fresh=False)  # type: ignore[arg-type]
+            return VideoWriter(
+                existing,  # type: ignore[arg-type]
+                fresh=False,
+                on_complete=self._index_complete,
+            )
         if existing is not None:
             del videos[video_id]
         group = videos.create_group(video_id, attributes={**attrs, "status": WRITING})
-        return VideoWriter(group, fresh=True)
+        return VideoWriter(group, fresh=True, on_complete=self._index_complete)
+
+    def _index_complete(
+        self, video_id: str, n_shots: int, encoder: str, source: str | None
+    ) -> None:
+        """A direct write keeps an existing index current (a driver batches this instead)."""
+        if not self.index_writes or read_index(self) is None:
+            return
+        writer = IndexWriter(self)
+        writer.complete(video_id, n_shots=n_shots, encoder=encoder, source=source)
+        writer.flush(force=True)
 
     def mark_failed(self, video_id: str, *, source: str, error: str) -> None:
         """Record a failed video, unless an earlier run completed it (never damage that)."""
@@ -213,14 +256,25 @@ class FeatureStore:
         videos.create_group(
             video_id, attributes={"source": source, "status": FAILED, "error": error}
         )
+        if self.index_writes and read_index(self) is not None:
+            writer = IndexWriter(self)
+            writer.failed(video_id, error)
+            writer.flush(force=True)
 
 
 class VideoWriter:
     """Writes one video's arrays; :meth:`finish` sets the completion mark last."""
 
-    def __init__(self, group: zarr.Group, *, fresh: bool) -> None:
+    def __init__(
+        self,
+        group: zarr.Group,
+        *,
+        fresh: bool,
+        on_complete: Callable[[str, int, str, str | None], None] | None = None,
+    ) -> None:
         self.group = group
         self.fresh = fresh
+        self.on_complete = on_complete
         self._frames: zarr.Array | None = None
 
     def abort(self) -> None:
@@ -294,3 +348,6 @@ class VideoWriter:
             }
         )
         self.group.attrs.update(final)
+        if self.on_complete is not None:
+            source = (final if self.fresh else current).get("source")
+            self.on_complete(self.group.basename, int(len(shots)), encoder_name, source)

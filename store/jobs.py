@@ -13,6 +13,27 @@ Written only by the job's driver (one writer, DESIGN "The store"); read by ``sto
 
 A 10,000-video job thus costs a 10 kB array write plus a small JSON per update, however
 many videos changed, and a progress poll reads one small JSON document.
+
+The summary's keys (``read_job`` returns them; the API renders them). Keys are only ever
+added, never renamed, so readers of an older record keep working:
+
+    id, manifest, store, encoder {name, id}, settings, driver {host, pid}
+    ray          the pool: address, workers, num_cpus, num_gpus (GPU share per actor),
+                 threads, capacity (actors the cluster held), max_retries,
+                 actors [{pid, node, device, gpu_ids}]
+    state        running | succeeded | failed | cancelled
+    started, updated, ended, resumed      unix times (updated: the driver's heartbeat)
+    n_videos     videos in the job
+    counts       {pending, running, complete, failed}
+    skipped      videos already complete in the store when the run started (not re-sent)
+    shots, frames    shots and frames of the videos this job completed
+    frames_in_flight frames decoded so far of the videos in flight
+    frames_per_s frames decoded per second by this run, in-flight frames included
+    eta_s        seconds left, from frames: the in-flight videos' remaining frames plus the
+                 pending videos at the mean frame count seen so far; None until known
+    in_flight    [{id, source, frames, frame_count, progress}]: the videos being
+                 extracted now, frames decoded of frame_count (None until probed),
+                 progress in [0, 1]; refreshed every few seconds from the actors' reports
 """
 
 from __future__ import annotations
@@ -106,7 +127,8 @@ class JobRecord:
         self._last_flush = 0.0
         self._started = time.time()
         self._frames_at_start = int(self.attrs.get("frames", 0))
-        self._done_at_start = int(np.isin(status, (COMPLETE, FAILED)).sum())
+        self._videos_done_here = 0  # videos whose frames add_work counted in this run
+        self.in_flight: list[dict[str, Any]] = []  # set by the driver from the actors' reports
 
     # ------------------------------------------------------------------ create or resume
     @classmethod
@@ -213,11 +235,45 @@ class JobRecord:
     def add_work(self, *, shots: int, frames: int) -> None:
         self.attrs["shots"] = int(self.attrs.get("shots", 0)) + shots
         self.attrs["frames"] = int(self.attrs.get("frames", 0)) + frames
+        self._videos_done_here += 1
+
+    def set_ray(self, ray: dict[str, Any]) -> None:
+        """The pool as started (sized once the cluster is known)."""
+        self.attrs["ray"] = ray
+        self.group.attrs.update({"ray": ray})
+
+    def due(self) -> bool:
+        """True when ``flush`` would write now."""
+        return time.time() - self._last_flush >= self.interval
+
+    def _frames_in_flight(self) -> int:
+        return sum(int(v.get("frames") or 0) for v in self.in_flight)
 
     def frames_per_s(self) -> float:
-        """Frames decoded per second by this driver's run (a resume starts afresh)."""
+        """Frames decoded per second by this driver's run (a resume starts afresh),
+        counting the frames decoded so far of the videos in flight."""
         elapsed = max(time.time() - self._started, 1e-9)
-        return (int(self.attrs.get("frames", 0)) - self._frames_at_start) / elapsed
+        done = int(self.attrs.get("frames", 0)) - self._frames_at_start
+        return (done + self._frames_in_flight()) / elapsed
+
+    def eta_s(self, counts: dict[str, int], rate: float) -> float | None:
+        """Seconds left at ``rate`` frames/s: the in-flight videos' frames left, plus the
+        pending videos at the mean frame count of the videos seen so far."""
+        if rate <= 0:
+            return None
+        known = [v["frame_count"] for v in self.in_flight if v.get("frame_count")]
+        done_frames = int(self.attrs.get("frames", 0)) - self._frames_at_start
+        seen, seen_frames = len(known) + self._videos_done_here, sum(known) + done_frames
+        if seen == 0:
+            return None
+        left = sum(
+            max(int(v["frame_count"]) - int(v.get("frames") or 0), 0)
+            for v in self.in_flight
+            if v.get("frame_count")
+        )
+        unprobed = counts["running"] - len(known)  # sent, not yet probed: a whole video
+        left += (counts["pending"] + max(unprobed, 0)) * seen_frames / seen
+        return left / rate
 
     def counts(self) -> dict[str, int]:
         bins = np.bincount(self.status, minlength=len(STATUS_NAMES))
@@ -238,17 +294,18 @@ class JobRecord:
             self._errors_group.attrs.put(dict(self.errors))  # replaces, so cleared ones go
             self._dirty_errors = False
         counts = self.counts()
-        elapsed = max(now - self._started, 1e-9)
         rate = self.frames_per_s()
-        finished_here = counts["complete"] + counts["failed"] - self._done_at_start
         remaining = counts["pending"] + counts["running"]
-        videos_per_s = finished_here / elapsed
+        eta = self.eta_s(counts, rate)
         update: dict[str, Any] = {
             "counts": counts,
+            "skipped": int(self.attrs.get("skipped", 0)),
             "shots": int(self.attrs.get("shots", 0)),
             "frames": int(self.attrs.get("frames", 0)),
+            "frames_in_flight": self._frames_in_flight(),
             "frames_per_s": round(rate, 1),
-            "eta_s": round(remaining / videos_per_s, 1) if videos_per_s > 0 else None,
+            "eta_s": round(eta, 1) if eta is not None else None,
+            "in_flight": self.in_flight,
             "updated": now,
         }
         if state is not None:

@@ -13,7 +13,7 @@ import pytest
 import zarr
 
 from storyline.deploy.cli import main
-from storyline.store import FeatureStore
+from storyline.store import FeatureStore, VideoNotFoundError
 
 from .conftest import TEST_INPUT_SIZE
 from .media import make_clip
@@ -90,6 +90,9 @@ def test_incomplete_video_is_redone(tmp_path, clip):
     group = store.root[f"videos/{video_id}"]
     group.attrs["status"] = "writing"  # as if the writer died before its completion mark
     del group["features/random"]
+    with pytest.raises(VideoNotFoundError):  # a listing never yields a partial video's data
+        FeatureStore(str(store_path), mode="r").features(video_id, "random")
+    store.reindex()  # a writer that died before the mark never indexed it: as it would be
     assert FeatureStore(str(store_path), mode="r").video_ids() == []
     assert extract(store_path, str(clip[0])) == 0
     np.testing.assert_array_equal(

@@ -94,13 +94,12 @@ def test_job_completes_and_bad_videos_fail_with_reasons(clean_store, videos: Pat
         assert {a["device"] for a in record["ray"]["actors"]} == {"cpu"}
 
 
-def test_gpu_share_follows_the_cluster(cluster: dict[str, str]) -> None:
-    workers, num_gpus, threads = plan_workers(RayOptions())
-    if ray.cluster_resources().get("GPU"):
-        assert num_gpus == 0.25
-    else:
-        assert (workers, num_gpus, threads) == (2, 0.0, 1)
-    assert plan_workers(RayOptions(num_cpus=2))[0] == 1
+def test_pool_follows_the_cluster(cluster: dict[str, str]) -> None:
+    """The 2-CPU test cluster: one actor per CPU, no GPU (tests/test_pool.py: GPU shapes)."""
+    plan = plan_workers(RayOptions())
+    if not ray.cluster_resources().get("GPU"):
+        assert (plan.workers, plan.num_gpus, plan.threads) == (2, 0.0, 1)
+    assert plan_workers(RayOptions(num_cpus=2)).workers == 1
 
 
 def test_retry_failed_redoes_only_the_failed(clean_store, videos: Path, tmp_path: Path) -> None:
