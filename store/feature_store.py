@@ -32,6 +32,7 @@ from zarr.errors import ContainsGroupError, GroupNotFoundError
 
 from .errors import EncoderMismatchError, StoreError, VideoNotFoundError
 from .index import IndexWriter, read_index, scan_index, write_index
+from .locks import StoreLock, store_lock
 
 FORMAT_VERSION = 1
 COMPLETE, FAILED, WRITING = "complete", "failed", "writing"
@@ -83,7 +84,9 @@ class FeatureStore:
                 " first"
             ) from exc
         if mode != "r" and "storyline" not in self.root.attrs:
-            self.root.attrs.update({"storyline": FORMAT_VERSION, "encoders": {}})
+            with store_lock(self.url, "root"):
+                if "storyline" not in self._fresh_root_attrs():  # another writer may have
+                    self.root.attrs.update({"storyline": FORMAT_VERSION, "encoders": {}})
             self._writable_videos()
 
     # ------------------------------------------------------------------ reading
@@ -201,18 +204,25 @@ class FeatureStore:
         except ContainsGroupError:
             return self.root["videos"]  # type: ignore[return-value]
 
+    def _fresh_root_attrs(self) -> dict[str, Any]:
+        """The root's attributes as stored now (``self.root`` holds those read at open)."""
+        return dict(zarr.open_group(self.url, mode="r", zarr_format=3).attrs)
+
     def register_encoder(self, name: str, encoder_id: str) -> None:
         """Bind an encoder name to an id, refusing a name that already holds another id.
 
-        Called by a job's driver before any worker writes: the root's attributes have one
-        writer.
+        Called by each job's driver before its workers write. Two jobs on one store may
+        register at once: the read-modify-write runs under the store's root lock, on the
+        attributes as stored, so neither registration is lost.
         """
-        encoders = self.encoders()
-        stored = encoders.get(name)
-        if stored is not None and stored != encoder_id:
-            raise EncoderMismatchError(name, stored, encoder_id)
-        if stored is None:
-            self.root.attrs.update({"encoders": {**encoders, name: encoder_id}})
+        with store_lock(self.url, "root"):
+            attrs = self._fresh_root_attrs()
+            encoders = dict(attrs.get("encoders", {}))
+            stored = encoders.get(name)
+            if stored is not None and stored != encoder_id:
+                raise EncoderMismatchError(name, stored, encoder_id)
+            if stored is None:
+                self.root.attrs.put({**attrs, "encoders": {**encoders, name: encoder_id}})
 
     def check_encoder(self, name: str, encoder_id: str) -> None:
         stored = self.encoders().get(name)
@@ -221,19 +231,30 @@ class FeatureStore:
 
     def begin_video(self, video_id: str, *, attrs: dict[str, Any]) -> VideoWriter:
         """Start (re)writing a video. A complete video keeps its shots and other encoders'
-        features; anything else under this id is stale and is removed first."""
-        videos = self._writable_videos()
-        existing = videos.get(video_id)
-        if existing is not None and existing.attrs.get("status") == COMPLETE:
-            return VideoWriter(
-                existing,  # type: ignore[arg-type]
-                fresh=False,
-                on_complete=self._index_complete,
-            )
-        if existing is not None:
-            del videos[video_id]
-        group = videos.create_group(video_id, attributes={**attrs, "status": WRITING})
-        return VideoWriter(group, fresh=True, on_complete=self._index_complete)
+        features; anything else under this id is stale and is removed first.
+
+        The writer holds the video's lock until it finishes or aborts: a second job on the
+        same video (another encoder) waits, then adds its features to the complete video
+        instead of removing the first one's work in progress.
+        """
+        lock = StoreLock(self.url, f"video-{video_id}")
+        try:
+            videos = self._writable_videos()
+            existing = videos.get(video_id)
+            fresh = existing is None or existing.attrs.get("status") != COMPLETE
+            if fresh:
+                if existing is not None:
+                    del videos[video_id]
+                existing = videos.create_group(video_id, attributes={**attrs, "status": WRITING})
+        except BaseException:
+            lock.release()
+            raise
+        return VideoWriter(
+            existing,  # type: ignore[arg-type]
+            fresh=fresh,
+            on_complete=self._index_complete,
+            lock=lock,
+        )
 
     def _index_complete(
         self, video_id: str, n_shots: int, encoder: str, source: str | None
@@ -247,15 +268,16 @@ class FeatureStore:
 
     def mark_failed(self, video_id: str, *, source: str, error: str) -> None:
         """Record a failed video, unless an earlier run completed it (never damage that)."""
-        videos = self._writable_videos()
-        if video_id in videos:
-            group = videos[video_id]
-            if group.attrs.get("status") == COMPLETE:
-                return
-            del videos[video_id]
-        videos.create_group(
-            video_id, attributes={"source": source, "status": FAILED, "error": error}
-        )
+        with store_lock(self.url, f"video-{video_id}"):
+            videos = self._writable_videos()
+            if video_id in videos:
+                group = videos[video_id]
+                if group.attrs.get("status") == COMPLETE:
+                    return
+                del videos[video_id]
+            videos.create_group(
+                video_id, attributes={"source": source, "status": FAILED, "error": error}
+            )
         if self.index_writes and read_index(self) is not None:
             writer = IndexWriter(self)
             writer.failed(video_id, error)
@@ -271,17 +293,23 @@ class VideoWriter:
         *,
         fresh: bool,
         on_complete: Callable[[str, int, str, str | None], None] | None = None,
+        lock: StoreLock | None = None,
     ) -> None:
         self.group = group
         self.fresh = fresh
         self.on_complete = on_complete
         self._frames: zarr.Array | None = None
+        self._lock = lock  # the video's, released by finish or abort
 
     def abort(self) -> None:
         """Undo what this writer added to a video that was already complete."""
-        if not self.fresh and self._frames is not None:
-            del self.group["frames"]
-            self._frames = None
+        try:
+            if not self.fresh and self._frames is not None:
+                del self.group["frames"]
+                self._frames = None
+        finally:
+            if self._lock is not None:
+                self._lock.release()
 
     def existing_shots(self) -> np.ndarray | None:
         """Shots of a video already complete for another encoder: reuse, never redetect."""
@@ -348,6 +376,8 @@ class VideoWriter:
             }
         )
         self.group.attrs.update(final)
+        if self._lock is not None:
+            self._lock.release()
         if self.on_complete is not None:
             source = (final if self.fresh else current).get("source")
             self.on_complete(self.group.basename, int(len(shots)), encoder_name, source)
