@@ -133,7 +133,7 @@ def run(
             if save is not None and (improved or not config.keep_best):
                 save(state.step, state)
             if log is not None:
-                log(_line(state, metrics, best=improved and config.keep_best))
+                log(_line(state, metrics, best=improved and config.select in metrics))
     state.seconds += time.perf_counter() - t0
     bar.close()
     if config.keep_best and best_weights is not None:
