@@ -26,11 +26,12 @@ MetaSink = Callable[[VideoMeta], None]
 class ExtractionSettings:
     """How shots are found and sampled; saved with every video it produced."""
 
-    detector: DetectorKind = "adaptive"  # scenedetect detector (see bench/detectors.py)
+    detector: DetectorKind = "adaptive"  # see bench/bench_detectors.py
     threshold: float | None = None  # detector threshold; None = scenedetect's default
     min_shot_frames: int = 4  # shortest shot the detector may report (trailers cut fast)
     frames_per_shot: int = 3  # m: frames sampled per shot, centres of its m equal parts
     detect_short_side: int = 64  # detection frames' short side (strided from decode size)
+    luma_only: bool | None = None  # detect on brightness only; None: adaptive yes, content no
     decode_batch: int = 32  # frames per decord call
     encode_batch: int = 48  # frames per encoder forward pass
     buffer_frames: int = 48  # frames kept of the shot in progress
@@ -115,6 +116,7 @@ def extract_video(
             meta.fps,
             threshold=settings.threshold,
             min_shot_frames=settings.min_shot_frames,
+            luma_only=settings.luma_only,
         )
         known_cuts: list[int] = []
     else:

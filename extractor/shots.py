@@ -31,13 +31,24 @@ class ShotDetector:
         *,
         threshold: float | None = None,
         min_shot_frames: int = 4,
+        luma_only: bool | None = None,
     ) -> None:
+        # luma_only compares brightness alone. Hue and saturation of near-black pixels are
+        # noise, so in HSV a fade from black looks like a cut; None = on for adaptive (all
+        # real clips F1 1.0, no extra cost), off for content (loses Sintel's cuts without
+        # colour). Measured in bench/bench_detectors.py; README, "Choosing the detector".
+        if luma_only is None:
+            luma_only = kind == "adaptive"
         if kind == "adaptive":
             options = {} if threshold is None else {"adaptive_threshold": threshold}
-            self._detector = AdaptiveDetector(min_scene_len=min_shot_frames, **options)
+            self._detector = AdaptiveDetector(
+                min_scene_len=min_shot_frames, luma_only=luma_only, **options
+            )
         elif kind == "content":
             options = {} if threshold is None else {"threshold": threshold}
-            self._detector = ContentDetector(min_scene_len=min_shot_frames, **options)
+            self._detector = ContentDetector(
+                min_scene_len=min_shot_frames, luma_only=luma_only, **options
+            )
         else:
             raise ValueError(f"unknown detector {kind!r}; choose one of {DETECTORS}")
         self.fps = fps

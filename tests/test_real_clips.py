@@ -10,6 +10,7 @@ import json
 import numpy as np
 import pytest
 
+from storyline.extractor.cut_scores import score_cuts
 from storyline.extractor.pipeline import ExtractionSettings, extract_video
 
 from .conftest import SHARED_DATA
@@ -37,3 +38,6 @@ def test_hard_cuts_found_on_real_clips(name, detector, encoder):
     spurious = [c for c in found if not _near(c, ignorable)]
     assert len(spurious) <= 2, f"spurious cuts {spurious}"
     assert np.isfinite(result.features).all()
+    if detector == ExtractionSettings.detector:  # the default: README, "Choosing the detector"
+        score = score_cuts(found, truth["hard_cuts"], ignore=truth.get("also_detected", []))
+        assert score.f1 >= 0.95, f"F1 {score.f1:.3f}: found {found}, truth {truth['hard_cuts']}"
