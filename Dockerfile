@@ -32,6 +32,7 @@ COPY extractor /tmp/storyline/extractor
 COPY store /tmp/storyline/store
 COPY trainers /tmp/storyline/trainers
 COPY deploy /tmp/storyline/deploy
+COPY synth /tmp/storyline/synth
 RUN pip install --upgrade pip \
     && pip install /tmp/storyline \
     && rm -rf /tmp/storyline \

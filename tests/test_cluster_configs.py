@@ -257,3 +257,6 @@ def test_every_config_runs_the_dockerfiles_image_by_version(
     users = re.findall(r"^USER (\S+)", dockerfile, re.M)
     assert users and users[-1] not in ("root", "0"), "runs as a non-root user"
     assert "pip install /tmp/storyline" in dockerfile, "storyline and pyproject's pins"
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
+    for folder in set(pyproject["tool"]["setuptools"]["package-dir"].values()):
+        assert f"COPY {folder} /tmp/storyline/{folder}" in dockerfile, f"{folder}/ not copied"
