@@ -175,11 +175,17 @@ def cluster() -> Iterator[dict[str, Any]]:
         )
         dashboard = f"http://127.0.0.1:{dash}"
         _wait_nodes(dashboard, 1, procs)
+        # the head's address went to its own temp dir, not the machine-wide file that a bare
+        # ray.init() or `ray start --address=auto` elsewhere would read
+        assert str(gcs) in (temp_dir / "ray_current_cluster").read_text()
+        machine_wide = Path("/tmp/ray/ray_current_cluster")
+        assert not machine_wide.exists() or str(gcs) not in machine_wide.read_text()
         start(
             "worker",
             [f"--address=127.0.0.1:{gcs}", "--num-cpus=1", "--num-gpus=1", *_ports(*NODE_PORTS)],
         )
         nodes = _wait_nodes(dashboard, 2, procs)
+        assert sorted(n["resources"].get("GPU", 0) for n in nodes) == [0, 1], nodes
         data = base / "data"
         manifest = make_videos(data / "videos", VIDEOS)
         yield {
