@@ -38,7 +38,7 @@ pytestmark = pytest.mark.slow  # two Ray nodes, three jobs, an API: ~1-2 minutes
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 VIDEOS = 6
-TOKEN = "two-node-token"
+TOKEN = "two-node-api-token-0123456789"  # the API wants >= 16 characters
 
 
 def _ports(*names: str) -> list[str]:
