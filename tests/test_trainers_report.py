@@ -1,7 +1,9 @@
-"""`storyline report`: Tables 2 and 5 as Markdown, a block of rows per encoder."""
+"""`storyline report`: Tables 2 and 5 as Markdown (a block of rows per encoder) and every
+number, with its interval, in report.json."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from storyline.deploy.cli import main
@@ -27,7 +29,8 @@ def test_report_has_both_tables_for_every_encoder(tmp_path: Path, capsys) -> Non
     for encoder in ("planted", "other"):
         assert f"| {encoder} | Score Average |" in text
         assert f"| {encoder} | Feature + LSTM |" in text
-        assert f"| {encoder} | LSTM |" in text
+        assert f"| {encoder} | LSTM + similarity |" in text
+        assert f"| {encoder} | LSTM (paper) |" in text
         assert f"| {encoder} | cosine to mean (baseline) |" in text
     assert "| — | chance | 0.031 | 0.031 |" in text
     # the in-movie set was saved, the cross-movie one is built for the report and says so
@@ -35,6 +38,23 @@ def test_report_has_both_tables_for_every_encoder(tmp_path: Path, capsys) -> Non
     assert "in-movie-m4-n32-s0: built" not in text
     assert FeatureStore(path, mode="r").encoders() == {"planted": "planted-0",
                                                        "other": "other-0"}
+
+    report = json.loads(out.with_suffix(".json").read_text())
+    for encoder in ("planted", "other"):
+        for setting in ("in-movie", "cross-movie"):
+            row = report["temporal"][encoder][setting]
+            assert row["questions"] > 0
+            for key in ("lstm", "lstm_paper", "baseline"):
+                lo, hi = row[f"{key}_ci"]
+                assert 0 <= lo <= row[key] <= hi <= 1
+        for method in ("average", "lstm"):
+            tag_row = report["tags"][encoder][method]
+            assert tag_row["videos"] > 0
+            for group in ("genres", "keywords"):
+                lo, hi = tag_row[group]["map_ci"]
+                assert lo <= tag_row[group]["map"] <= hi
+    assert report["chance"]["next_shot"] == 1 / 32
+    assert 0 < report["chance"]["genres_map"] < 1
 
 
 def test_report_on_an_empty_store_says_what_to_do(tmp_path: Path, capsys) -> None:

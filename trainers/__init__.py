@@ -31,7 +31,7 @@ _EXPORTS = {
     "QAConfig": "qa",
     "QATrainConfig": "qa",
     "read_movieqa": "qa",
-    "build_report": "report",
+    "build_results": "report",
 }
 
 __all__ = sorted(_EXPORTS)

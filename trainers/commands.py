@@ -29,7 +29,7 @@ from .questions import (
     questions_from_store,
     save_questions,
 )
-from .report import ReportConfig, build_report
+from .report import QAInputs, ReportConfig, build_results, markdown
 
 EXIT_OK, EXIT_USAGE = 0, 2
 Handler = Callable[[argparse.Namespace], int]
@@ -215,13 +215,27 @@ def cmd_report(args: argparse.Namespace) -> int:
         context=args.context, choices=args.choices, seed=args.seed,
         temporal=temporal.TemporalTrainConfig(steps=args.steps, seed=args.seed),
         tags=tags.TagsTrainConfig(steps=args.tag_steps, seed=args.seed),
+        qa=qa.QATrainConfig(steps=args.qa_steps, seed=args.seed),
         encoders=tuple(args.encoders.split(",")) if args.encoders else (),
     )
-    text = build_report(store, config, only=_manifest_ids(args.manifest),
-                        progress=not args.quiet)
+    qa_inputs = None
+    if args.qa:
+        if not args.word_vectors:
+            raise TrainerError("--qa needs --word-vectors (word2vec vectors, .bin or text)")
+        qa_inputs = QAInputs(qa.read_movieqa(args.qa), qa.TextEmbedder(args.word_vectors))
+    results = build_results(
+        store, config, only=_manifest_ids(args.manifest),
+        tags_store=open_store(args.tags_store) if args.tags_store else None,
+        tags_only=_manifest_ids(args.tags_manifest), qa_inputs=qa_inputs,
+        progress=not args.quiet)
+    text = markdown(results)
     if args.out:
-        Path(args.out).write_text(text, encoding="utf-8")
-        print(f"wrote {args.out}", file=sys.stderr)
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text, encoding="utf-8")
+        out.with_suffix(".json").write_text(json.dumps(_clean(results), indent=1) + "\n",
+                                            encoding="utf-8")
+        print(f"wrote {out} and {out.with_suffix('.json')}", file=sys.stderr)
     print(text, end="")
     return EXIT_OK
 
@@ -322,14 +336,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_guarded("eval temporal", cmd_eval_temporal), seed=None)
 
     tt_default = temporal.TemporalTrainConfig()
-    p = subparsers.add_parser("report", help="the paper's Tables 2 and 5 as Markdown",
-                              description="Train and score tag classifiers and the next-shot "
-                              "LSTM for every encoder in a store; print Markdown tables.")
+    p = subparsers.add_parser("report", help="the paper's Tables 2, 4 and 5 (Markdown, JSON)",
+                              description="Train and score tag classifiers, the QA head and "
+                              "the next-shot models for every encoder in a store; print "
+                              "Markdown tables with 95%% bootstrap intervals.")
     _common(p, encoder=False)
     _question_args(p)
     p.add_argument("--encoders", help="comma-separated encoder names (default: all)")
     p.add_argument("--manifest", help="only the videos of this manifest (e.g. movies.csv)")
+    p.add_argument("--tags-store", help="store whose videos the tag table is scored on "
+                   "(e.g. the trailers'; default: --store)")
+    p.add_argument("--tags-manifest", help="only these videos of the tags store")
+    p.add_argument("--qa", help="MovieQA qa.json: adds the QA table (clips in --store)")
+    p.add_argument("--word-vectors", help="word2vec vectors for --qa (.bin or text)")
     p.add_argument("--steps", type=int, default=tt_default.steps, help="temporal steps")
     p.add_argument("--tag-steps", type=int, default=tg.steps, help="tag classifier steps")
-    p.add_argument("--out", help="also write the Markdown here")
+    p.add_argument("--qa-steps", type=int, default=tq.steps, help="QA head steps")
+    p.add_argument("--out", help="also write the Markdown here, and the numbers as JSON "
+                   "beside it (report.md -> report.json)")
     p.set_defaults(func=_guarded("report", cmd_report))

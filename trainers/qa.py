@@ -268,16 +268,21 @@ def get_batch(data: QAData, idx: np.ndarray) -> tuple[torch.Tensor, ...]:
 
 
 @torch.no_grad()
-def evaluate(model: QAModel, data: QAData, idx: np.ndarray) -> float:
-    """Accuracy on questions idx."""
+def correct(model: QAModel, data: QAData, idx: np.ndarray) -> np.ndarray:
+    """Per question of ``idx``: whether the model chose the right answer (bool)."""
     was_training = model.training
     model.eval()
-    right = 0
+    right = [np.zeros(0, bool)]
     for start in range(0, len(idx), 512):
         *inputs, targets = get_batch(data, idx[start : start + 512])
-        right += int((model(*inputs)[0].argmax(1) == targets).sum())
+        right.append((model(*inputs)[0].argmax(1) == targets).numpy())
     model.train(was_training)
-    return right / max(len(idx), 1)
+    return np.concatenate(right)
+
+
+def evaluate(model: QAModel, data: QAData, idx: np.ndarray) -> float:
+    """Accuracy on questions idx."""
+    return float(correct(model, data, idx).sum()) / max(len(idx), 1)
 
 
 def train(

@@ -198,6 +198,35 @@ def resampled_batch(
 
 
 @torch.no_grad()
+def correct(
+    model: NextShotModel | None,
+    table: ShotTable,
+    rows: QuestionRows,
+    idx: np.ndarray,
+    *,
+    batch_size: int = 512,
+) -> dict[str, np.ndarray]:
+    """Per question of ``idx``: whether the model (when given) and the cosine baseline
+    chose the true next shot (bool arrays, the raw material of accuracies and intervals)."""
+    if model is not None:
+        was_training = model.training
+        model.eval()
+    right: list[np.ndarray] = []
+    right_base: list[np.ndarray] = []
+    for start in range(0, len(idx), batch_size):
+        context, candidates, targets = get_batch(table, rows, idx[start : start + batch_size])
+        right_base.append((cosine_baseline(context, candidates).argmax(1) == targets).numpy())
+        if model is not None:
+            scores, _ = model(context, candidates)
+            right.append((scores.argmax(1) == targets).numpy())
+    if model is not None and was_training:
+        model.train()
+    out = {"baseline": np.concatenate(right_base) if right_base else np.zeros(0, bool)}
+    if model is not None:
+        out["model"] = np.concatenate(right) if right else np.zeros(0, bool)
+    return out
+
+
 def evaluate(
     model: NextShotModel | None,
     table: ShotTable,
@@ -207,22 +236,11 @@ def evaluate(
     batch_size: int = 512,
 ) -> dict[str, float]:
     """Accuracy of the model (when given) and of the cosine baseline on questions idx."""
-    if model is not None:
-        was_training = model.training
-        model.eval()
-    right = right_base = 0
-    for start in range(0, len(idx), batch_size):
-        context, candidates, targets = get_batch(table, rows, idx[start : start + batch_size])
-        right_base += int((cosine_baseline(context, candidates).argmax(1) == targets).sum())
-        if model is not None:
-            scores, _ = model(context, candidates)
-            right += int((scores.argmax(1) == targets).sum())
-    if model is not None and was_training:
-        model.train()
+    hits = correct(model, table, rows, idx, batch_size=batch_size)
     n = max(len(idx), 1)
-    out = {"baseline_accuracy": right_base / n, "questions": len(idx)}
+    out = {"baseline_accuracy": float(hits["baseline"].sum()) / n, "questions": len(idx)}
     if model is not None:
-        out["accuracy"] = right / n
+        out["accuracy"] = float(hits["model"].sum()) / n
     return out
 
 
