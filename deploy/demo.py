@@ -17,8 +17,9 @@ from pathlib import Path
 
 
 def _step(title: str, command: str, main: Callable[[list[str]], int]) -> None:
-    """Print a step and the command a user would type for it, then run that command."""
-    print(f"\n== {title}\n$ storyline {command}", flush=True)
+    """Print a step (a title, unless it continues the one before) and the command a user
+    would type for it, then run that command."""
+    print((f"\n== {title}\n" if title else "") + f"$ storyline {command}", flush=True)
     started = time.perf_counter()
     code = main(shlex.split(command))
     print(f"   ({time.perf_counter() - started:.0f} s)", flush=True)
@@ -35,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     trailers, movies = q(str(out / "trailers.zarr")), q(str(out / "movies.zarr"))
     ckpt = q(str(out / "trailer-encoder.pt"))
     manifest = {name: q(str(data / f"{name}.csv")) for name in ("trailers", "movies", "clips")}
-    size, quiet = args.input_size, " --quiet" if args.quiet else ""
+    size, seed, quiet = args.input_size, args.seed, " --quiet" if args.quiet else ""
     trained = f"--encoder trailers --checkpoint {ckpt}"
     started = time.perf_counter()
 
@@ -43,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
         (
             "1. Make synthetic trailers, movies and a MovieQA-style set (known cuts, tags)",
             f"synth --out {q(str(data))} --movies {args.movies} --trailers {args.trailers}"
-            f" --seed 0{quiet}",
+            f" --seed {seed}{quiet}",
         ),
         (
             "2. Trailers -> shots, features and cached frames, as a job on the embedded Ray",
@@ -51,41 +52,48 @@ def run(args: argparse.Namespace) -> int:
             f" --input-size {size} --job-id demo-trailers{quiet}",
         ),
         (
-            "3. Learn the shot encoder from the trailers' genre and keyword tags",
+            "3. Learn the shot encoder from the training trailers' genre and keyword tags",
             f"train encoder --store {trailers} --out {ckpt} --steps {args.encoder_steps}"
-            f" --batch-videos 4 --shots-per-video 4 --warmup 10"
+            f" --batch-videos 4 --shots-per-video 4 --warmup 10 --seed {seed}"
             f" --eval-interval {args.encoder_steps}{quiet}",
         ),
         (
-            "4. Movies -> shots and features of the trailer-trained encoder",
+            "4. Trailers -> features of the trained encoder (shots reused; the tag table is"
+            " scored on the held-out trailers)",
+            f"extract --store {trailers} --manifest {manifest['trailers']} {trained}"
+            f" --job-id demo-trailers-trained{quiet}",
+        ),
+        (
+            "5. Movies -> shots and features of the trailer-trained encoder",
             f"extract --store {movies} --manifest {manifest['movies']} {trained} --frames"
             f" --job-id demo-movies-trailers{quiet}",
         ),
         (
-            "5. The same movies with the random encoder (shots reused, detection skipped)",
+            "6. The same movies with the random encoder (shots reused, detection skipped)",
             f"extract --store {movies} --manifest {manifest['movies']} --input-size {size}"
             f" --job-id demo-movies-random{quiet}",
         ),
         (
-            "6. QA clips -> features of the trailer-trained encoder",
+            "7. QA clips -> features of both encoders",
             f"extract --store {movies} --manifest {manifest['clips']} {trained}"
-            f" --job-id demo-clips{quiet}",
+            f" --job-id demo-clips-trailers{quiet}",
         ),
         (
-            "7. Next-shot questions (in-movie and cross-movie), saved in the store",
-            f"questions --store {movies} --manifest {manifest['movies']}{quiet}",
+            "",
+            f"extract --store {movies} --manifest {manifest['clips']} --input-size {size}"
+            f" --job-id demo-clips-random{quiet}",
         ),
         (
-            "8. Movie QA head on clip features + word vectors",
-            f"train qa --store {movies} --encoder trailers --qa {q(str(data / 'qa.json'))}"
-            f" --word-vectors {q(str(data / 'vectors.txt'))} --out {q(str(out / 'qa.pt'))}"
-            f"{quiet}",
+            "8. Next-shot questions (in-movie and cross-movie), saved in the store",
+            f"questions --store {movies} --manifest {manifest['movies']} --seed {seed}{quiet}",
         ),
         (
-            "9. Report: next-shot accuracy (LSTM vs baseline) and tag classifiers, per encoder",
+            "9. Report: Tables 2, 4 and 5 for both encoders (tags on held-out trailers)",
             f"report --store {movies} --manifest {manifest['movies']}"
+            f" --tags-store {trailers} --qa {q(str(data / 'qa.json'))}"
+            f" --word-vectors {q(str(data / 'vectors.txt'))} --seed {seed}"
             f" --steps {args.model_steps} --tag-steps {args.model_steps}"
-            f" --out {q(str(out / 'report.md'))}{quiet}",
+            f" --qa-steps {args.model_steps} --out {q(str(out / 'report.md'))}{quiet}",
         ),
     ]
     for title, command in steps:
@@ -108,7 +116,8 @@ def run(args: argparse.Namespace) -> int:
     )
     print(
         f"\ndone in {time.perf_counter() - started:.0f} s. In {out}: trailers.zarr, movies.zarr,"
-        f" trailer-encoder.pt, report.md, retrieve-{tag}.png, response-{movie_id}.png"
+        f" trailer-encoder.pt, report.md, report.json, retrieve-{tag}.png,"
+        f" response-{movie_id}.png"
     )
     return 0
 
@@ -131,8 +140,14 @@ def _first_movie(store_url: str) -> str:
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("demo", help="the paper end to end on synthetic data")
     parser.add_argument("--out", default="demo-out", help="folder for data, stores, figures")
-    parser.add_argument("--movies", type=int, default=16)
-    parser.add_argument("--trailers", type=int, default=32)
+    parser.add_argument(
+        "--seed", type=int, default=0,
+        help="seed of the data, splits, questions and training (every seed is a fair draw)",
+    )
+    parser.add_argument("--movies", type=int, default=24)
+    parser.add_argument(
+        "--trailers", type=int, default=120, help="the tag table needs >= 24 held-out trailers"
+    )
     parser.add_argument(
         "--input-size", type=int, default=64, help="encoder input (the paper's: 224)"
     )
