@@ -38,7 +38,12 @@ def add_extraction_options(parser: argparse.ArgumentParser) -> None:
         "--input-size", type=int, help="encoder input size for the random encoder (default 224)"
     )
     parser.add_argument("--frames", action="store_true", help="also store the sampled frames")
-    parser.add_argument("--detector", choices=DETECTORS, default=ExtractionSettings.detector)
+    parser.add_argument(
+        "--detector",
+        choices=DETECTORS,
+        default=ExtractionSettings.detector,
+        help="shot detector (default adaptive; transnetv2 needs storyline[transnetv2])",
+    )
     parser.add_argument("--threshold", type=float, help="detector threshold (scenedetect's)")
     parser.add_argument("--min-shot-frames", type=int, default=ExtractionSettings.min_shot_frames)
     parser.add_argument("--device", help="torch device for the encoder (default: cuda if any)")
@@ -143,6 +148,8 @@ def _job_id(args: argparse.Namespace, store: FeatureStore) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from .transnet import TransNetUnavailable, check_installed
+
     try:
         entries = entries_from_args(args)
         encoder = load_encoder(
@@ -153,10 +160,12 @@ def run(args: argparse.Namespace) -> int:
                 f"extraction decodes frames at the encoder's input size, {encoder.input_size}"
                 f" px; decord needs at least {MIN_DECODE_SIDE}"
             )
+        if args.detector == "transnetv2":
+            check_installed()
         store = FeatureStore(args.store)
         store.check_encoder(encoder.name, encoder.id)
         job_id = _job_id(args, store)
-    except (ManifestError, EncoderError, StoreError) as exc:
+    except (ManifestError, EncoderError, StoreError, TransNetUnavailable) as exc:
         print(f"storyline extract: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     complete = set(store.video_ids(encoder=encoder.name))  # the store's index: one read

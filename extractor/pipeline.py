@@ -16,6 +16,7 @@ import numpy as np
 from .decode import VideoMeta, iter_frame_batches, probe
 from .encoder import FEATURE_DIM, Encoder
 from .shots import DetectorKind, ShotBuffer, ShotDetector, detection_frames
+from .transnet import TransNetDetector
 
 FramesSink = Callable[[np.ndarray], None]
 ProgressSink = Callable[[int], None]
@@ -26,7 +27,7 @@ MetaSink = Callable[[VideoMeta], None]
 class ExtractionSettings:
     """How shots are found and sampled; saved with every video it produced."""
 
-    detector: DetectorKind = "adaptive"  # see bench/bench_detectors.py
+    detector: DetectorKind = "adaptive"  # adaptive, content or transnetv2: README, detectors
     threshold: float | None = None  # detector threshold; None = scenedetect's default
     min_shot_frames: int = 4  # shortest shot the detector may report (trailers cut fast)
     frames_per_shot: int = 3  # m: frames sampled per shot, centres of its m equal parts
@@ -109,22 +110,25 @@ def extract_video(
         on_meta(meta)
     size = encoder.input_size
     m = settings.frames_per_shot
-    detector = None
+    detector: ShotDetector | TransNetDetector | None = None
+    tail = 1
     if known_shots is None:
-        detector = ShotDetector(
-            settings.detector,
-            meta.fps,
-            threshold=settings.threshold,
-            min_shot_frames=settings.min_shot_frames,
-            luma_only=settings.luma_only,
-        )
+        if settings.detector == "transnetv2":
+            detector = TransNetDetector(meta.fps, device=encoder.device)
+            tail = detector.lag + settings.decode_batch  # it reports after whole batches
+        else:
+            detector = ShotDetector(
+                settings.detector,
+                meta.fps,
+                threshold=settings.threshold,
+                min_shot_frames=settings.min_shot_frames,
+                luma_only=settings.luma_only,
+            )
+            tail = detector.lag
         known_cuts: list[int] = []
     else:
         known_cuts = [int(s) for s in known_shots[1:, 0]][::-1]  # popped from the end
-    buffer = ShotBuffer(
-        capacity=max(settings.buffer_frames, (detector.lag if detector else 1) + m + 1),
-        tail=detector.lag if detector else 1,
-    )
+    buffer = ShotBuffer(capacity=max(settings.buffer_frames, tail + m + 1), tail=tail)
     encoded = _ShotEncoder(encoder, settings.encode_batch, on_frames)
     bounds: list[tuple[int, int]] = []
 
@@ -138,15 +142,21 @@ def extract_video(
     index = 0
     for batch in iter_frame_batches(meta, short_side=size, batch_size=settings.decode_batch):
         crops = center_crop(batch, size)
-        small = detection_frames(batch, _detect_step(batch, settings)) if detector else None
+        small = None
+        if isinstance(detector, ShotDetector):
+            small = detection_frames(batch, _detect_step(batch, settings))
+        first = index
         for j in range(len(batch)):
             while known_cuts and known_cuts[-1] == index:
                 close(known_cuts.pop())
             buffer.add(index, crops[j].copy())  # copy: a view would pin the whole batch
-            if detector is not None:
+            if small is not None:
                 for cut in detector.push(index, small[j]):
                     close(cut)
             index += 1
+        if isinstance(detector, TransNetDetector):  # windows of 100 frames: whole batches
+            for cut in detector.push_batch(first, batch):
+                close(cut)
         if on_progress is not None:
             on_progress(len(batch))
     if detector is not None:

@@ -13,8 +13,8 @@ from typing import Literal
 import numpy as np
 from scenedetect import AdaptiveDetector, ContentDetector, FrameTimecode
 
-DetectorKind = Literal["adaptive", "content"]
-DETECTORS: tuple[DetectorKind, ...] = ("adaptive", "content")
+DetectorKind = Literal["adaptive", "content", "transnetv2"]  # transnetv2: extractor/transnet.py
+DETECTORS: tuple[DetectorKind, ...] = ("adaptive", "content", "transnetv2")
 
 
 class ShotDetector:
@@ -50,7 +50,7 @@ class ShotDetector:
                 min_scene_len=min_shot_frames, luma_only=luma_only, **options
             )
         else:
-            raise ValueError(f"unknown detector {kind!r}; choose one of {DETECTORS}")
+            raise ValueError(f"not a scenedetect detector: {kind!r}; choose adaptive or content")
         self.fps = fps
         self.lag = self._detector.event_buffer_length + min_shot_frames + 1
 
