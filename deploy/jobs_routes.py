@@ -126,6 +126,7 @@ def _entrypoint(
         ("--num-gpus", request.num_gpus),
         ("--workers", request.workers),
         ("--input-size", request.input_size),
+        ("--detector", request.detector),
     ):
         if value is not None:
             argv += [flag, str(value)]

@@ -45,6 +45,9 @@ class JobRequest(BaseModel):
         default=None, ge=1, le=10_000, description="actors; at most the cluster's CPUs"
     )
     input_size: int | None = Field(default=None, ge=64, le=512, description="random encoder")
+    detector: Literal["adaptive", "content", "transnetv2"] | None = Field(  # extractor/shots.py
+        default=None, description="shot detector (default adaptive; transnetv2 on GPU actors)"
+    )
 
 
 class Problem(BaseModel):

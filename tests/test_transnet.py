@@ -120,3 +120,22 @@ def test_transnetv2_job_on_local_ray(tmp_path, clip, other_clip, encoder):
         shots = reader.shots(entry.id)
         assert shots[-1, 1] == frames
         assert shots.tolist() == extract_video(str(path), encoder, TRANSNET).shots.tolist()
+
+
+def test_api_job_body_takes_the_detector(tmp_path):
+    from pydantic import ValidationError
+
+    from storyline.deploy.jobs_routes import _entrypoint
+    from storyline.deploy.models import JobRequest
+    from storyline.deploy.settings import ServiceSettings
+    from storyline.extractor.roots import Roots
+
+    settings = ServiceSettings(token="a-long-enough-test-token", roots=(str(tmp_path),))
+    request = JobRequest(manifest=str(tmp_path / "m.csv"), store=str(tmp_path / "s.zarr"))
+    args = {"roots": Roots.of([str(tmp_path)]), "job_id": "j", "checkpoint": None}
+    args |= {"manifest": request.manifest, "store": request.store}
+    assert "--detector" not in _entrypoint(settings, request, **args)
+    chosen = request.model_copy(update={"detector": "transnetv2"})
+    assert "--detector transnetv2" in _entrypoint(settings, chosen, **args)
+    with pytest.raises(ValidationError):
+        JobRequest(manifest="m.csv", store="s.zarr", detector="rm -rf /")
