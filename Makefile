@@ -4,7 +4,7 @@ PYTHON ?= python3
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 
-.PHONY: setup demo test test-all lint bench clean
+.PHONY: setup demo test test-all lint bench gpu-check clean
 
 setup: $(STAMP)
 
@@ -29,6 +29,10 @@ lint: setup
 
 bench: setup
 	$(BIN)/python bench/bench_extract.py
+
+# one JSON object: bf16 vs fp32 encoder, CUDA memory, TransNetV2, a fractional-GPU Ray job
+gpu-check: setup
+	$(BIN)/python bench/gpu_check.py
 
 clean:
 	rm -rf demo-out bench/out .pytest_cache

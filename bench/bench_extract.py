@@ -7,6 +7,9 @@ Times, in one process and one run (interpreter start-up excluded):
   full      storyline's one-pass pipeline (decode + detect + sample + encode)
   two-pass  scenedetect's own detect() on the file, then decord seeking to 3 frames per
             shot, same encoder (what video2dataset-style tools do)
+With --transnetv2 (needs storyline[transnetv2]) also, on CPU unless CUDA is there:
+  transnetv2_detect  TransNetV2 alone on the first 512 decoded frames (shrink + model)
+  transnetv2_full    the one-pass pipeline with --detector transnetv2, as a ratio to decode
 and prints the ratios the issue sets targets for: full / (decode + encode) <= 1.25 and
 two-pass / full >= 1.4. Ratios, not seconds: these machines are noisy.
 
@@ -66,6 +69,8 @@ def main() -> None:
     parser.add_argument("--input-size", type=int, default=224)
     parser.add_argument("--repeat", type=int, default=1, help="runs per measure; best is kept")
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's)")
+    parser.add_argument("--transnetv2", action="store_true", help="also time TransNetV2")
+    parser.add_argument("--skip-two-pass", action="store_true", help="skip the peer's way")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -121,7 +126,7 @@ def main() -> None:
     if n_pyav != n:
         raise SystemExit(f"PyAV decoded {n_pyav} frames, decord {n}: numbering differs")
     t_encode, _ = best(encode_only)
-    t_two, two_features = best(two_pass)
+    t_two, two_features = (0.0, []) if args.skip_two_pass else best(two_pass)
     report = {
         "video": video.name,
         "frames": n,
@@ -138,9 +143,43 @@ def main() -> None:
         "decode_fps": {"decord": round(n / t_decode, 1), "pyav": round(n / t_pyav, 1)},
         "pyav_over_decord": round(t_pyav / t_decode, 3),
         "full_over_decode_plus_encode": round(t_full / (t_decode + t_encode), 3),
-        "two_pass_over_full": round(t_two / t_full, 3),
+        "two_pass_over_full": None if args.skip_two_pass else round(t_two / t_full, 3),
     }
+    if args.transnetv2:
+        report["transnetv2"] = time_transnetv2(video, meta, encoder, size, n, t_decode, best)
     print(json.dumps(report, indent=2))
+
+
+def time_transnetv2(video: Path, meta, encoder, size: int, n: int, t_decode: float, best):
+    """TransNetV2's detection speed alone, and its one-pass pipeline against decode alone."""
+    from storyline.extractor.transnet import TransNetDetector
+
+    first: list[np.ndarray] = []
+    for batch in iter_frame_batches(meta, short_side=size, batch_size=32):
+        first.append(batch)
+        if sum(len(b) for b in first) >= 512:
+            break
+    frames = np.concatenate(first)
+
+    def detect() -> None:
+        detector = TransNetDetector(meta.fps, device=encoder.device)
+        for start in range(0, len(frames), 32):
+            detector.push_batch(start, frames[start : start + 32])
+        detector.finish(len(frames))
+
+    TransNetDetector(meta.fps, device=encoder.device)  # load the weights before timing
+    t_detect, _ = best(detect)
+    settings = ExtractionSettings(detector="transnetv2")
+    t_full, result = best(lambda: extract_video(str(video), encoder, settings))
+    return {
+        "device": str(encoder.device),
+        "detect_frames": len(frames),
+        "detect_fps": round(len(frames) / t_detect, 1),
+        "full_seconds": round(t_full, 2),
+        "full_fps": round(n / t_full, 1),
+        "full_over_decode": round(t_full / t_decode, 2),
+        "shots": len(result.shots),
+    }
 
 
 if __name__ == "__main__":
