@@ -144,7 +144,8 @@ def cmd_train_temporal(args: argparse.Namespace) -> int:
         config = _question_config(args, args.setting)
         qset = _saved_questions(store, config.name, config)
     data = temporal.TemporalData.from_store(store, encoder, qset, progress=not args.quiet)
-    model_config = temporal.TemporalConfig(feature_dim=data.table.dim, hidden=args.hidden)
+    model_config = temporal.model_config(args.model, context=qset.config.context,
+                                         feature_dim=data.table.dim, hidden=args.hidden)
     train_config = temporal.TemporalTrainConfig(
         steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
         eval_interval=args.eval_interval)
@@ -295,6 +296,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--setting", choices=SETTINGS, default="in-movie")
     p.add_argument("--questions", help="question set name (default: from the options above)")
     p.add_argument("--hidden", type=int, default=temporal.TemporalConfig.hidden)
+    p.add_argument("--model", choices=list(temporal.MODELS), default="similarity",
+                   help="similarity: the paper's scorer joined by a scorer of the candidate's "
+                   "similarity to the given shots (default); paper: the paper's model alone")
     _training_args(p, steps=tt.steps, batch_size=tt.batch_size, lr=tt.lr,
                    eval_interval=tt.eval_interval)
     p.set_defaults(func=_guarded("train temporal", cmd_train_temporal))

@@ -41,11 +41,12 @@ class TemporalConfig:
     conv_channels: tuple[int, ...] = (256, 64)  # widths of the 1x1 convs before the score
     dropout: float = 0.1  # dropout after each hidden 1x1 conv
     input_dropout: float = 0.0  # dropout on the standardized shot features (regularizer)
-    # Beyond the paper: the scorer also sees each candidate's cosine to every given shot and
-    # to their mean (m + 1 numbers). Rules such as "the shot two back returns" then hold in
-    # every film, so the model starts where the baseline is and generalises from few movies.
-    # 0 = the paper's model.
-    similarity: int = 0  # m, the context length the similarities are computed over
+    # Beyond the paper: a second, small scorer sees each candidate's cosine to every given
+    # shot and to their mean (m + 1 numbers) and adds its score to the paper's. Rules such as
+    # "the shot two back returns" hold in every film, so this part generalises from few
+    # movies where the paper's scorer, which sees the candidate's whole feature, memorises.
+    similarity: int = 0  # m, the number of given shots; 0 = the paper's model alone
+    similarity_hidden: int = 32  # width of the similarity scorer's hidden layer
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,7 @@ class TemporalTrainConfig:
     min_lr: float = 1e-4  # learning rate at the end of the cosine decay
     warmup: int = 50  # steps of linear warm-up
     weight_decay: float = 1e-4  # AdamW weight decay
-    eval_interval: int = 250  # steps between validation passes (and checkpoint saves)
+    eval_interval: int = 50  # steps between validation passes (and checkpoint saves)
     eval_questions: int = 4096  # validation questions scored at each pass (0 = all)
     resample: bool = True  # fresh distractors (same rules) for training questions each step
     keep_best: bool = True  # checkpoint and return the best validation pass (early stopping)
@@ -76,10 +77,19 @@ class NextShotModel(nn.Module):
         self.register_buffer("feature_mean", torch.zeros(d))
         self.register_buffer("feature_std", torch.ones(d))
         self.lstm = nn.LSTM(d, config.hidden, batch_first=True)
-        sims = config.similarity + 1 if config.similarity else 0
-        widths = [config.hidden + d + sims, *config.conv_channels, 1]
+        widths = [config.hidden + d, *config.conv_channels, 1]
         pairs = zip(widths[:-1], widths[1:], strict=True)
         self.convs = nn.ModuleList(nn.Conv1d(a, b, 1) for a, b in pairs)
+        self.similarity = None
+        if config.similarity:  # (m + 1) similarities -> a score, per candidate
+            self.similarity = nn.Sequential(
+                nn.Linear(config.similarity + 1, config.similarity_hidden),
+                nn.ReLU(),
+                nn.Linear(config.similarity_hidden, 1),
+            )
+            # the paper's scorer joins in from zero (ReZero): training starts from the
+            # similarity rules, which generalise, and adds what the full features know
+            self.gate = nn.Parameter(torch.zeros(()))
         self.dropout = nn.Dropout(config.dropout)
         self.input_dropout = nn.Dropout(config.input_dropout)
 
@@ -93,25 +103,46 @@ class NextShotModel(nn.Module):
         candidates: torch.Tensor,
         targets: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        h, d = self.config.hidden, self.config.feature_dim
+        h = self.config.hidden
         context = (context - self.feature_mean) / self.feature_std  # B x m x D
         candidates = (candidates - self.feature_mean) / self.feature_std  # B x n x D
         _, (state, _) = self.lstm(self.input_dropout(context))  # 1 x B x H
-        # First 1x1 conv over [state; candidate; similarities] (B x (H + D [+ m + 1]) x n),
-        # computed as W_s state + W_c candidate (+ W_r similarities): the same numbers
-        # without building the repeated n x 1280 input, the state's part once per question.
+        # First 1x1 conv over [state; candidate] (B x (H + D) x n), computed as W_s state +
+        # W_c candidate: the same numbers without building the repeated n x 1280 input,
+        # and the state's part once per question instead of once per candidate.
         first = self.convs[0]
-        weight = first.weight.squeeze(2)  # C1 x (H + D [+ m + 1])
-        x = F.linear(self.input_dropout(candidates), weight[:, h : h + d], first.bias)
+        weight = first.weight.squeeze(2)  # C1 x (H + D)
+        x = F.linear(self.input_dropout(candidates), weight[:, h:], first.bias)  # B x n x C1
         x = x + F.linear(state[-1], weight[:, :h])[:, None, :]  # B x n x C1
-        if self.config.similarity:
-            x = x + F.linear(similarities(context, candidates), weight[:, h + d :])
         for conv in self.convs[1:]:
             x = self.dropout(F.relu(x))
             x = F.linear(x, conv.weight.squeeze(2), conv.bias)  # B x n x C (1x1 conv)
         scores = x.squeeze(2)  # B x n
+        if self.similarity is not None:
+            sims = similarities(context, candidates)  # B x n x (m + 1)
+            scores = self.gate * scores + self.similarity(SIMILARITY_SCALE * sims).squeeze(2)
         loss = F.cross_entropy(scores, targets) if targets is not None else None
         return scores, loss
+
+
+# The next-shot models: storyline's default (the paper's scorer joined by the similarity
+# scorer, its inputs dropped out heavily: it generalises from a few dozen movies) and the
+# paper's model as published.
+MODELS = {"similarity": "LSTM + similarity", "paper": "LSTM (paper)"}
+
+
+def model_config(model: str, *, context: int, feature_dim: int,
+                 hidden: int = TemporalConfig.hidden) -> TemporalConfig:
+    """The configuration of one of ``MODELS`` for m = ``context`` given shots."""
+    if model not in MODELS:
+        raise TrainerError(f"--model must be one of {', '.join(MODELS)}, not {model!r}")
+    if model == "paper":
+        return TemporalConfig(feature_dim=feature_dim, hidden=hidden)
+    return TemporalConfig(feature_dim=feature_dim, hidden=hidden, similarity=context,
+                          input_dropout=0.5)
+
+
+SIMILARITY_SCALE = 10.0  # cosines span a narrow range; scaled, the scorer learns fast
 
 
 def similarities(context: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
