@@ -15,6 +15,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from ..synth.tables import DEFAULT_MOVIES, DEFAULT_TRAILERS
+
 
 def _step(title: str, command: str, main: Callable[[list[str]], int]) -> None:
     """Print a step (a title, unless it continues the one before) and the command a user
@@ -144,9 +146,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--seed", type=int, default=0,
         help="seed of the data, splits, questions and training (every seed is a fair draw)",
     )
-    parser.add_argument("--movies", type=int, default=24)
+    parser.add_argument("--movies", type=int, default=DEFAULT_MOVIES)
     parser.add_argument(
-        "--trailers", type=int, default=120, help="the tag table needs >= 24 held-out trailers"
+        "--trailers", type=int, default=DEFAULT_TRAILERS,
+        help="the tag table needs >= 24 held-out trailers",
     )
     parser.add_argument(
         "--input-size", type=int, default=64, help="encoder input (the paper's: 224)"

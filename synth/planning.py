@@ -38,7 +38,9 @@ class Shot:
     scene: int  # index of the scene within its film
     keyword: str | None
     actor_hue: float
-    hue_jitter: float  # scene-level palette variation
+    hue_jitter: float  # the film's grading plus scene-level palette variation
+    floor_hue: float  # the film's locations: its floors' hue (set-ups keep their brightness)
+    saturation: float  # the film's grading: saturation factor
     texture_scale: float
     pan: float  # background pan, pixels per frame
     motion: float  # actor motion, pixels per frame
@@ -105,7 +107,9 @@ def _alternates(before: str | None, after: str) -> bool:
 def _shot_frames(kind: str, rng: np.random.Generator, short_rate: float) -> int:
     if rng.random() < short_rate:
         return int(rng.integers(4, 7))
-    low, high = {"dialogue": (6, 24), "story": (8, 32), "montage": (4, 10)}[kind]
+    # short shots: decoding every frame is the extractor's cost, and what the trainers learn
+    # from is the order of shots, not their length
+    low, high = {"dialogue": (4, 12), "story": (5, 14), "montage": (4, 8)}[kind]
     return int(rng.integers(low, high + 1))
 
 
@@ -116,8 +120,10 @@ def plan_movie(title: Title, seed: int, config: SynthConfig = SynthConfig()) -> 
     """
     rng = rng_for(seed, TITLE_STREAM, title.index, 1)
     target = int(rng.integers(config.movie_shots[0], config.movie_shots[1] + 1))
-    # a film's own look (its grading and sets), so its shots resemble each other
+    # a film's own look (its grading and its locations), so its shots resemble each other
+    # and not another film's, as a real film's palette, cast and sets set it apart
     film_hue, film_scale = float(rng.uniform(-8, 8)), float(rng.uniform(0.8, 1.25))
+    floor_hue, saturation = float(rng.uniform(15, 165)), float(rng.uniform(0.7, 1.1))
     shots: list[Shot] = []
     scene = 0
     while len(shots) < target:
@@ -143,6 +149,8 @@ def plan_movie(title: Title, seed: int, config: SynthConfig = SynthConfig()) -> 
                     keyword=keyword,
                     actor_hue=actor,
                     hue_jitter=hue_jitter,
+                    floor_hue=floor_hue,
+                    saturation=saturation,
                     texture_scale=texture_scale,
                     pan=pan,
                     motion=float(rng.uniform(-0.35, 0.35)),

@@ -191,7 +191,7 @@ def _stage(shot: Shot, config: SynthConfig) -> _Stage:
     first, second = (genre.hues[1], genre.hues[0]) if role.swap else genre.hues
     val = genre.val * role.gain * shot.gain
     # swapped set-ups are also paler: a cut then changes hue, saturation and brightness
-    sat = genre.sat * (0.55 if role.swap else 1.0)
+    sat = genre.sat * (0.55 if role.swap else 1.0) * shot.saturation
     # Built in HSV, not mixed in RGB: a mix of two opposite hues in RGB passes through grey,
     # whose hue the codec scrambles at every keyframe; mixing hues keeps saturation up.
     horizon = role.horizon * h + role.tilt * (x - (w + pad) / 2)
@@ -199,12 +199,13 @@ def _stage(shot: Shot, config: SynthConfig) -> _Stage:
     tex = _texture(genre.texture, x, y, shot.texture_scale * role.zoom, rng) * genre.strength
     # the sky in the genre's colours, the floor in the set-up's own; the texture mixes the
     # genre's accent colour into both
-    g_hue, g_sat, g_val = role.ground
+    _, g_sat, g_val = role.ground
+    g_hue = shot.floor_hue
     base_hue = (first + shot.hue_jitter) * (1 - below) + g_hue * below
     hue = base_hue + (second + shot.hue_jitter - base_hue) * tex
     base_sat = sat * (1 - below) + g_sat * below
     base_val = val * (1 - below) + g_val * shot.gain * below
-    sat_map = base_sat * (1 - tex) + genre.sat * tex
+    sat_map = base_sat * (1 - tex) + genre.sat * shot.saturation * tex
     val_map = base_val * (1 - tex) + min(255.0, val * 1.15) * tex
     if genre.texture == "streaks":  # horror: vignette
         r2 = ((x - (w + pad) / 2) / w) ** 2 + ((y - h / 2) / h) ** 2

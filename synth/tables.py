@@ -190,7 +190,9 @@ OBJECT_QUESTIONS = (
 )
 GENRE_ANSWERS = {g: ("science fiction" if g == "scifi" else g) for g in GENRES}
 
-DEFAULT_MOVIES, DEFAULT_TRAILERS = 16, 32
+# enough held-out material for tables that mean something: >= 500 test questions per
+# next-shot setting (5 test movies) and >= 24 held-out trailers for the tag table
+DEFAULT_MOVIES, DEFAULT_TRAILERS = 24, 128
 MIN_CUT_SCORE = 40.0  # scenedetect's ContentDetector fires at 27; keep a margin for H.264
 VECTOR_DIM = 300
 
@@ -202,11 +204,13 @@ class SynthConfig:
     width: int = 160  # even, for H.264
     height: int = 96
     fps: int = 24
-    movie_shots: tuple[int, int] = (28, 40)  # shots per movie, inclusive range
+    # shots per movie, inclusive range: long films, since next-shot training contexts are
+    # windows of shots (the paper's movies have ~1,300 shots each)
+    movie_shots: tuple[int, int] = (110, 140)
     trailer_shots: tuple[int, int] = (10, 16)
-    trailer_frames: tuple[int, int] = (4, 16)  # frames per trailer shot
+    trailer_frames: tuple[int, int] = (4, 10)  # frames per trailer shot
     short_rate: float = 0.08  # share of very short (4-6 frame) shots in movies
-    clips_per_movie: int = 3  # QA clips cut from each movie
+    clips_per_movie: int = 10  # QA clips cut from each movie (at most one per scene)
     keyword_rate: float = 0.8  # share of scenes that show one of the film's keywords
     glyph_scale: float = 1.8  # keyword glyph size relative to its set-up's default
     noise: float = 1.5  # sensor-noise standard deviation, in 8-bit levels
