@@ -104,7 +104,8 @@ def run(args: argparse.Namespace) -> int:
     tag = args.tag or genres[0]
     _step(
         "10. What the encoder sees: the shots that respond most to a tag",
-        f"retrieve --store {movies} {trained} --tag {q(tag)} --top 16"
+        f"retrieve --store {movies} {trained} --manifest {manifest['movies']} --tag {q(tag)}"
+        " --top 16"
         f" --out {q(str(out / f'retrieve-{tag}.png'))}",
         main,
     )
