@@ -440,8 +440,8 @@ def _drive(
     def flush() -> None:
         if record.due():
             videos = _in_flight(board, in_flight, timeout=min(1.0, options.update_interval))
-            if videos is not None:
-                record.in_flight = videos
+            held = {e.id for e in in_flight.values()}  # what ended meanwhile is not in flight
+            record.in_flight = [v for v in (videos or record.in_flight) if v["id"] in held]
             record.flush()
         index.flush()
 

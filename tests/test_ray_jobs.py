@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -195,10 +196,60 @@ def test_killed_driver_resumes_without_redoing_complete_videos(
             driver.kill()
     done = FeatureStore(str(store), mode="r").video_ids()
     assert 4 <= len(done) < N_VIDEOS
+    # the killed driver's index lists no video that is not complete (it may lag behind)
+    scanned = {
+        v.id for v in FeatureStore(str(store), mode="r").iter_videos() if v.status == "complete"
+    }
+    assert set(done) <= scanned
     before = _mtimes(store, done)
     assert read_job(str(store), "resumed")["state"] == "running"  # as the killed driver left it
     time.sleep(3 * FAST.update_interval + 5.5)  # until the old driver's heartbeat is stale
     result = _run(videos, store, "resumed")
     assert result.counts["complete"] == N_VIDEOS and result.counts["failed"] == N_BAD
     assert _mtimes(store, done) == before  # complete videos were skipped, not redone
-    assert sorted(FeatureStore(str(store), mode="r").video_ids()) == GOOD
+    assert sorted(FeatureStore(str(store), mode="r").video_ids()) == GOOD  # index caught up
+    assert set(FeatureStore(str(store), mode="r").index()["failed"]) == {"bad0", "bad1"}
+
+
+def test_a_long_video_reports_its_frames_while_it_runs(
+    cluster: dict[str, str], tmp_path: Path
+) -> None:
+    """Progress moves before the video ends: the record lists it in flight with frames
+    decoded of its frame count, frames/s counts them, and the ETA comes from frames."""
+    folder = tmp_path / "long"
+    folder.mkdir()
+    make_clip(folder / "long.mp4", [600, 600, 600], size=SIZE, seed=5)
+    (folder / "manifest.csv").write_text("video,id\nlong.mp4,long\n")
+    store = tmp_path / "s.zarr"
+    seen: list[dict] = []
+    outcome: list = []
+    options = RayOptions(update_interval=0.2, progress_interval=0.2)
+    job = threading.Thread(
+        target=lambda: outcome.append(_run(folder / "manifest.csv", store, "long", options=options))
+    )
+    job.start()
+    while job.is_alive():
+        try:
+            record = read_job(str(store), "long")
+        except Exception:
+            record = None
+        if record and record.get("in_flight"):
+            seen.append(record)
+        time.sleep(0.1)
+    job.join()
+    assert outcome[0].counts["complete"] == 1
+    partial = [
+        r
+        for r in seen
+        if r["state"] == "running"
+        and r["counts"]["complete"] == 0
+        and 0 < r["in_flight"][0]["frames"] < r["in_flight"][0]["frame_count"]
+    ]
+    assert partial, f"no record showed the video part-way ({len(seen)} records in flight)"
+    last = {k: v for k, v in partial[-1].items() if k not in ("settings", "ray")}
+    assert last["in_flight"][0]["frame_count"] == 1800 and last["in_flight"][0]["id"] == "long"
+    assert 0 < last["in_flight"][0]["progress"] < 1
+    assert last["frames_in_flight"] == last["in_flight"][0]["frames"], json.dumps(last)
+    assert last["frames_per_s"] > 0 and last["eta_s"] is not None and last["eta_s"] > 0
+    final = read_job(str(store), "long")
+    assert final["in_flight"] == [] and final["frames"] == 1800 and final["eta_s"] == 0.0
