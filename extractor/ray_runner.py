@@ -496,7 +496,7 @@ def _record(record: JobRecord, outcome: VideoOutcome) -> None:
     else:  # complete, or skipped because already complete
         record.mark(outcome.video_id, COMPLETE)
         if outcome.status == "complete":
-            record.add_work(shots=outcome.shots, frames=outcome.frames)
+            record.add_work(shots=outcome.shots, frames=outcome.frames, seconds=outcome.seconds)
 
 
 # ---------------------------------------------------------------------- command line

@@ -28,6 +28,8 @@ added, never renamed, so readers of an older record keep working:
     skipped      videos already complete in the store when the run started (not re-sent)
     shots, frames    shots and frames of the videos this job completed
     frames_in_flight frames decoded so far of the videos in flight
+    worker_s     seconds the workers spent extracting (decode to store commit) in this run;
+                 (ended - started) x workers - worker_s is the job's own overhead
     frames_per_s frames decoded per second by this run, in-flight frames included
     eta_s        seconds left, from frames: the in-flight videos' remaining frames plus the
                  pending videos at the mean frame count seen so far; None until known
@@ -128,6 +130,7 @@ class JobRecord:
         self._started = time.time()
         self._frames_at_start = int(self.attrs.get("frames", 0))
         self._videos_done_here = 0  # videos whose frames add_work counted in this run
+        self.worker_s = 0.0  # seconds workers spent in extract_entry in this run
         self.in_flight: list[dict[str, Any]] = []  # set by the driver from the actors' reports
 
     # ------------------------------------------------------------------ create or resume
@@ -232,7 +235,8 @@ class JobRecord:
             del self.errors[video_id]
             self._dirty_errors = True
 
-    def add_work(self, *, shots: int, frames: int) -> None:
+    def add_work(self, *, shots: int, frames: int, seconds: float = 0.0) -> None:
+        self.worker_s += seconds
         self.attrs["shots"] = int(self.attrs.get("shots", 0)) + shots
         self.attrs["frames"] = int(self.attrs.get("frames", 0)) + frames
         self._videos_done_here += 1
@@ -306,6 +310,7 @@ class JobRecord:
             "frames_per_s": round(rate, 1),
             "eta_s": round(eta, 1) if eta is not None else None,
             "in_flight": self.in_flight,
+            "worker_s": round(self.worker_s, 3),
             "updated": now,
         }
         if state is not None:
