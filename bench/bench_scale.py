@@ -33,7 +33,7 @@ from pathlib import Path
 
 import ray
 
-from storyline.extractor.video_writer import write_video
+from storyline.synth.video_writer import write_video
 from storyline.store import FeatureStore
 from storyline.store.index import IndexWriter
 from storyline.store.jobs import JobRecord, JobSpec, read_job
