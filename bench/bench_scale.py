@@ -33,10 +33,10 @@ from pathlib import Path
 
 import ray
 
-from storyline.synth.video_writer import write_video
 from storyline.store import FeatureStore
 from storyline.store.index import IndexWriter
 from storyline.store.jobs import JobRecord, JobSpec, read_job
+from storyline.synth.video_writer import write_video
 
 CLIPS = 4  # distinct files behind the manifest's entries
 
