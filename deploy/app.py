@@ -75,6 +75,11 @@ def connect(address: str, *, ttl: float, attempts: int = 30) -> RayJobs:
     raise AssertionError("unreachable")
 
 
+def app_from_env() -> FastAPI:
+    """The app of one `serve --workers N` process: settings from ``STORYLINE_*`` only."""
+    return create_app(ServiceSettings())  # type: ignore[call-arg]
+
+
 def create_app(settings: ServiceSettings) -> FastAPI:
     roots = Roots(settings.roots)
 

@@ -21,6 +21,11 @@ from .settings import ServiceSettings
 
 JOB_METADATA_KEY = "storyline_job"
 T = TypeVar("T")
+AGENT_WAIT_S = 15  # how long a submit waits for a just-started head's job agent
+
+
+def _reraise(exc: BaseException) -> None:
+    raise exc
 
 
 class Roots:
@@ -58,7 +63,8 @@ class Roots:
 
 class RayJobs:
     """Ray's JobSubmissionClient, with the job list reused for ``ttl`` seconds so that many
-    pollers cost the Ray head one request every ``ttl`` seconds."""
+    pollers cost the Ray head one request every ``ttl`` seconds. Past ``ttl`` the list is
+    refreshed in the background: a poll never waits on the Ray head."""
 
     def __init__(self, address: str, *, ttl: float = 2.0) -> None:
         from ray.job_submission import JobSubmissionClient
@@ -66,26 +72,52 @@ class RayJobs:
         self.address = address
         self.client = JobSubmissionClient(address)
         self.ttl = ttl
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # one list request at a time
         self._at = float("-inf")
-        self._latest: dict[str, Any] = {}
+        self._latest: dict[str, Any] | None = None  # replaced whole, never mutated
+        self._refreshing = False
+        self._flag = threading.Lock()  # guards _refreshing
         self._cpus = (float("-inf"), 0.0)  # (when read, CPUs)
         self._logs: dict[str, str] = {}  # submission id -> tail of a finished driver's log
 
-    def latest(self, *, fresh: bool = False) -> dict[str, Any]:
-        """The most recent Ray submission of each storyline job, by storyline job id."""
+    def _refresh(self) -> dict[str, Any]:
         with self._lock:
-            if fresh or time.monotonic() - self._at > self.ttl:
-                latest: dict[str, Any] = {}
-                for info in _unreachable_is_503(self.client.list_jobs):
-                    job_id = (info.metadata or {}).get(JOB_METADATA_KEY)
-                    if job_id is None:
-                        continue
-                    seen = latest.get(job_id)
-                    if seen is None or (info.start_time or 0) >= (seen.start_time or 0):
-                        latest[job_id] = info
-                self._latest, self._at = latest, time.monotonic()
-            return dict(self._latest)
+            latest: dict[str, Any] = {}
+            for info in _unreachable_is_503(self.client.list_jobs):
+                job_id = (info.metadata or {}).get(JOB_METADATA_KEY)
+                if job_id is None:
+                    continue
+                seen = latest.get(job_id)
+                if seen is None or (info.start_time or 0) >= (seen.start_time or 0):
+                    latest[job_id] = info
+            self._latest, self._at = latest, time.monotonic()
+            return latest
+
+    def _refresh_in_background(self) -> None:
+        try:
+            self._refresh()
+        except Exception:  # Ray unreachable: serve the last list, retry after ttl
+            self._at = time.monotonic()
+        finally:
+            self._refreshing = False
+
+    def snapshot(self) -> dict[str, Any] | None:
+        """The last list (None before the first), never blocking; past ``ttl`` one
+        background refresh starts."""
+        if self._latest is not None and time.monotonic() - self._at > self.ttl:
+            with self._flag:
+                if not self._refreshing:
+                    self._refreshing = True
+                    threading.Thread(target=self._refresh_in_background, daemon=True).start()
+        return self._latest
+
+    def latest(self, *, fresh: bool = False) -> dict[str, Any]:
+        """The most recent Ray submission of each storyline job, by storyline job id;
+        ``fresh`` (submit, cancel) asks Ray now. Read-only: shared between requests."""
+        if fresh:
+            return self._refresh()
+        known = self.snapshot()
+        return known if known is not None else self._refresh()
 
     def cluster_cpus(self) -> float | None:
         """CPUs of the cluster's live nodes (re-read every 30 s); None if Ray will not say."""
@@ -121,21 +153,26 @@ class RayJobs:
         self, *, job_id: str, entrypoint: str, metadata: dict[str, str], runtime_env: dict | None
     ) -> str:
         submission_id = f"storyline-{job_id}-{os.urandom(4).hex()}"
-        _unreachable_is_503(
-            self.client.submit_job,
-            entrypoint=entrypoint,
-            submission_id=submission_id,
-            metadata={JOB_METADATA_KEY: job_id, **metadata},
-            runtime_env=runtime_env,
-        )
-        with self._lock:
-            self._at = float("-inf")  # the next read sees the new job
+        for attempt in range(AGENT_WAIT_S):
+            try:
+                self.client.submit_job(
+                    entrypoint=entrypoint,
+                    submission_id=submission_id,
+                    metadata={JOB_METADATA_KEY: job_id, **metadata},
+                    runtime_env=runtime_env,
+                )
+                break
+            except RuntimeError as exc:
+                # a head just started has no job agent for a few seconds; Ray says retry
+                if "No available agent" not in str(exc) or attempt == AGENT_WAIT_S - 1:
+                    _unreachable_is_503(_reraise, exc)
+                time.sleep(1.0)
+        self._refresh()  # the next poll sees the new job
         return submission_id
 
     def stop(self, submission_id: str) -> bool:
         stopped = _unreachable_is_503(self.client.stop_job, submission_id)
-        with self._lock:
-            self._at = float("-inf")
+        self._refresh()
         return bool(stopped)
 
 
@@ -158,15 +195,16 @@ def _unreachable_is_503(call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
 _bearer = HTTPBearer(auto_error=False, description="STORYLINE_TOKEN")
 
 
-def get_settings(request: Request) -> ServiceSettings:
+# dependencies are async: they never block, and a sync one costs a thread hop per request
+async def get_settings(request: Request) -> ServiceSettings:
     return request.app.state.settings
 
 
-def get_roots(request: Request) -> Roots:
+async def get_roots(request: Request) -> Roots:
     return request.app.state.roots
 
 
-def get_ray(request: Request) -> RayJobs:
+async def get_ray(request: Request) -> RayJobs:
     ray_jobs = getattr(request.app.state, "ray", None)
     if ray_jobs is None:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "Ray is not connected yet")
@@ -178,7 +216,7 @@ RootsDep = Annotated[Roots, Depends(get_roots)]
 RayDep = Annotated[RayJobs, Depends(get_ray)]
 
 
-def require_token(
+async def require_token(
     settings: SettingsDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> None:

@@ -8,8 +8,9 @@ import os
 import shlex
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, HTTPException, Query, Response, status
 from fastapi import Path as PathParam
+from fastapi.concurrency import run_in_threadpool
 
 from ..extractor.encoder import EncoderError, load_encoder
 from ..extractor.manifest import ManifestError, read_manifest
@@ -29,9 +30,12 @@ from .models import (
     VideoPage,
 )
 from .settings import ServiceSettings
+from .summaries import Summaries
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
+SUMMARIES = Summaries()  # each job's summary until its record changes
+STORES: dict[str, str] = {}  # job id -> store found under the roots (jobs Ray forgot)
 MANIFEST_MAX_BYTES = 64 << 20  # a manifest of a million videos is ~100 MB; refuse videos as one
 JobId = Annotated[str, PathParam(pattern=JOB_ID_PATTERN, description="the job's id")]
 
@@ -250,19 +254,43 @@ def submit_job(
 def list_jobs(ray_jobs: RayDep) -> JobList:
     """Every job Ray knows, newest first, with its progress from its store."""
     latest = ray_jobs.latest()
-    jobs = [
-        _progress(job_id, info, (info.metadata or {}).get("store"), ray_jobs)
-        for job_id, info in latest.items()
-    ]
+    jobs = []
+    for job_id, info in latest.items():
+        store = (info.metadata or {}).get("store")
+        make = functools.partial(_progress, job_id, info, store, ray_jobs)
+        jobs.append(SUMMARIES.get(job_id, store, info, make))
     return JobList(jobs=sorted(jobs, key=lambda j: -(j.started or float("inf"))))
 
 
 @router.get("/{job_id}", response_model=JobProgress, responses=problems(404))
-def get_job(job_id: JobId, ray_jobs: RayDep, roots: RootsDep) -> JobProgress:
+async def get_job(job_id: JobId, ray_jobs: RayDep, roots: RootsDep) -> Response:
     """Progress from the store's job record; Ray's status says whether the driver lives,
-    and ``error`` why a failed driver stopped."""
-    info, store = _locate(job_id, ray_jobs, roots)
-    return _progress(job_id, info, store, ray_jobs)
+    and ``error`` why a failed driver stopped.
+
+    Served from the summary cache while the record is unchanged (a stat, no thread);
+    reading the record, or Ray before its first answer, runs in the thread pool.
+    """
+    latest = ray_jobs.snapshot()
+    if latest is None:
+        latest = await run_in_threadpool(ray_jobs.latest)
+    info = latest.get(job_id)
+    store = (info.metadata or {}).get("store") if info is not None else None
+    if store is None:
+        store = STORES.get(job_id) or await run_in_threadpool(roots.find_store, job_id)
+        if info is None and store is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no job {job_id!r}")
+        if store is not None:
+            STORES[job_id] = store
+    hit = SUMMARIES.cached(job_id, store, info)
+    if hit is None:
+        hit = await run_in_threadpool(
+            SUMMARIES.render,
+            job_id,
+            store,
+            info,
+            functools.partial(_progress, job_id, info, store, ray_jobs),
+        )
+    return Response(hit[1], media_type="application/json")
 
 
 @router.get("/{job_id}/videos", response_model=VideoPage, responses=problems(404))

@@ -67,6 +67,16 @@ class Counts(BaseModel):
     failed: int = 0
 
 
+class VideoInFlight(BaseModel):
+    """A video being extracted now, as its actor last reported it."""
+
+    id: str
+    source: str | None = None
+    frames: int | None = None  # decoded so far
+    frame_count: int | None = None  # None until probed
+    progress: float | None = None  # in [0, 1]
+
+
 class JobProgress(BaseModel):
     """A job as the store's record and Ray's job status describe it."""
 
@@ -75,8 +85,11 @@ class JobProgress(BaseModel):
     ray_status: str | None = None  # PENDING, RUNNING, STOPPED, SUCCEEDED, FAILED
     counts: Counts = Counts()
     n_videos: int | None = None
+    skipped: int = 0  # already complete in the store when the run started
     shots: int = 0
     frames: int = 0
+    frames_in_flight: int = 0  # decoded so far of the videos in flight
+    in_flight: list[VideoInFlight] = []
     frames_per_s: float = 0.0
     eta_s: float | None = None
     manifest: str | None = None

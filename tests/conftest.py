@@ -92,7 +92,7 @@ def api(api_root: Path) -> Iterator[httpx.Client]:
     client = httpx.Client(
         base_url=f"http://127.0.0.1:{port}",
         headers={"Authorization": f"Bearer {API_TOKEN}"},
-        timeout=30,
+        timeout=60,
     )
     try:
         deadline = time.monotonic() + 90
@@ -108,4 +108,4 @@ def api(api_root: Path) -> Iterator[httpx.Client]:
     finally:
         client.close()
         server.terminate()
-        server.wait(timeout=30)
+        server.wait(timeout=60)

@@ -74,7 +74,7 @@ def test_bad_requests_are_refused_clearly(
 
 def test_submit_poll_until_done_and_list_failures(api: httpx.Client, api_root: Path) -> None:
     created = api.post("/jobs", json=_job(api_root, job_id="api-job"))
-    assert created.status_code == 201 and created.json() == {"id": "api-job"}
+    assert created.status_code == 201 and created.json() == {"id": "api-job"}, created.text
     assert api.post("/jobs", json=_job(api_root, job_id="api-job")).status_code == 409
     body = _wait(api, "api-job", {"succeeded", "failed", "cancelled"})
     assert body["state"] == "succeeded", body
