@@ -7,7 +7,11 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
+import torch
 
+from storyline.extractor.models.bninception import bn_inception
+from storyline.extractor.weights import EncoderWeights, Preprocessing, save_weights, trunk
 from storyline.store import FeatureStore
 
 from .test_ray_support import make_videos
@@ -179,3 +183,58 @@ def test_a_job_refuses_a_manifest_changed_to_escape_and_says_why(
     body = _wait(api, "esc", {"failed", "succeeded", "cancelled"}, timeout=90)
     assert body["state"] == "failed" and body["counts"]["complete"] == 0
     assert "outside the allowed roots" in body["error"] and "/etc/hostname" in body["error"]
+
+
+@pytest.mark.slow
+def test_cancel_while_running_then_resume(api: httpx.Client, api_root: Path) -> None:
+    """Cancelled mid-run: the record holds no video 'running', the store no half-written
+    video marked complete; the same id resumes and finishes the rest."""
+    manifest = make_videos(api_root / "many", 10)
+    job = _job(api_root, manifest=str(manifest), store=str(api_root / "cw.zarr"), workers=1)
+    assert api.post("/jobs", json={**job, "job_id": "cw"}).status_code == 201
+    deadline = time.monotonic() + 300  # Ray start-up on a loaded machine
+    while (body := api.get("/jobs/cw").json())["counts"]["complete"] < 1:
+        assert body["state"] in ("pending", "running") and time.monotonic() < deadline, body
+        time.sleep(0.3)
+    assert api.post("/jobs/cw/cancel").status_code == 202
+    body = _wait(api, "cw", {"cancelled", "succeeded", "failed"}, timeout=90)
+    assert body["state"] == "cancelled" and body["ray_status"] == "STOPPED"
+    assert body["counts"]["running"] == 0 and body["counts"]["complete"] < 10
+    store = FeatureStore(str(api_root / "cw.zarr"), mode="r")
+    for info in store.iter_videos():
+        if info.status == "complete":
+            assert store.features(info.id, "random").shape[0] == info.n_shots
+    assert api.post("/jobs", json={**job, "job_id": "cw"}).status_code == 201
+    body = _wait(api, "cw", {"succeeded", "failed", "cancelled"})
+    assert body["state"] == "succeeded" and body["counts"]["complete"] == 10
+
+
+@pytest.mark.slow
+def test_two_jobs_two_encoders_one_store_at_once(api: httpx.Client, api_root: Path) -> None:
+    """Both encoders registered, every video complete with both features: none lost to the
+    other job's registration or its half-written video."""
+    torch.manual_seed(7)
+    weights = EncoderWeights(trunk(bn_inception().state_dict()), Preprocessing(input_size=64))
+    ckpt = api_root / "other.pt"
+    other_id = save_weights(ckpt, weights, kind="encoder")
+    store = str(api_root / "two.zarr")
+    manifest = make_videos(api_root / "two", 5)
+    first = _job(api_root, manifest=str(manifest), store=store, workers=1, job_id="two-a")
+    second = {
+        **_job(api_root, manifest=str(manifest), store=store, workers=1, job_id="two-b"),
+        "encoder": "other",
+        "checkpoint": str(ckpt),
+    }
+    second.pop("input_size")
+    assert api.post("/jobs", json=first).status_code == 201
+    assert api.post("/jobs", json=second).status_code == 201
+    for job_id in ("two-a", "two-b"):
+        body = _wait(api, job_id, {"succeeded", "failed", "cancelled"}, timeout=300)
+        assert body["state"] == "succeeded" and body["counts"]["complete"] == 5, body
+    reader = FeatureStore(store, mode="r")
+    assert reader.encoders()["other"] == other_id and "random" in reader.encoders()
+    for info in reader.iter_videos():
+        assert info.status == "complete", info
+        assert set(info.attrs["features"]) == {"random", "other"}
+        for name in ("random", "other"):
+            assert reader.features(info.id, name).shape[0] == info.n_shots
