@@ -267,6 +267,7 @@ def run_job(
         interval=options.update_interval,
     )
     index = IndexWriter(store, interval=options.update_interval)
+    _reconcile_index(record, store, index, enc["name"])
     by_id = {e.id: e for e in entries}
     wanted = (COMPLETE, FAILED) if not retry_failed else (PENDING, RUNNING, COMPLETE)
     todo = [by_id[v] for i, v in enumerate(record.ids) if record.status[i] not in wanted]
@@ -332,6 +333,27 @@ def run_job(
     record.flush(state=state)
     index.flush(force=True)
     return _result(record, job_id, state, started, skipped, workers=len(actors))
+
+
+def _reconcile_index(
+    record: JobRecord, store: FeatureStore, index: IndexWriter, encoder: str
+) -> None:
+    """Index what a killed driver's record holds complete but its index does not yet (the
+    two are written apart, seconds apart): one read for each of those few videos."""
+    listed = set(store.video_ids(encoder=encoder)) if record.ids_with(COMPLETE) else set()
+    for vid in record.ids_with(COMPLETE):
+        if vid in listed:
+            continue
+        info = store.status(vid)
+        if (
+            info is not None
+            and info.status == "complete"
+            and encoder in info.attrs.get("features", {})
+        ):
+            index.complete(
+                vid, n_shots=info.n_shots or 0, encoder=encoder, source=info.attrs.get("source")
+            )
+    index.flush(force=True)
 
 
 def _skip_complete(

@@ -196,3 +196,40 @@ def test_ten_thousand_index_entries_are_one_read(tmp_path, monkeypatch):
     writer.flush(force=True)
     _no_walking(monkeypatch)
     assert len(FeatureStore(str(Path(store.url)), mode="r").video_ids(encoder="random")) == 10_000
+
+
+def test_a_resume_indexes_what_the_killed_driver_recorded_but_did_not_index(tmp_path):
+    """The record and the index are written seconds apart: a driver killed between the two
+    leaves videos complete in its record that its index lacks. The resume, which does not
+    re-send them, indexes them (found by bench_scale: one video of 200 was missing)."""
+    from storyline.extractor.manifest import ManifestEntry
+    from storyline.extractor.pipeline import ExtractionSettings
+    from storyline.extractor.ray_runner import EncoderSpec, run_job
+    from storyline.store.jobs import COMPLETE, JobRecord, JobSpec
+
+    store = FeatureStore(str(tmp_path / "s.zarr"))
+    encoder = {"name": "random", "id": "id-random"}
+    settings = ExtractionSettings()
+    _write(store, "a")
+    writer = IndexWriter(store)
+    writer.complete("a", n_shots=2, encoder="random", source="a.mp4")
+    writer.flush(force=True)
+    _write(FeatureStore(store.url, index_writes=False), "b")  # a worker's write: not indexed
+    spec = JobSpec("j", "m", encoder, settings.to_attrs(), {})
+    record = JobRecord.open(store, spec, ["a", "b"], ["a.mp4", "b.mp4"])
+    record.mark("a", COMPLETE)
+    record.mark("b", COMPLETE)  # the driver saw b finish, then died before indexing it
+    record.flush(state="cancelled")
+    assert store.video_ids() == ["a"]
+    result = run_job(
+        [ManifestEntry("a.mp4", "a"), ManifestEntry("b.mp4", "b")],
+        store,
+        encoder=EncoderSpec(),
+        encoder_id=encoder,
+        settings=settings,
+        job_id="j",
+        manifest="m",
+        progress=False,
+    )
+    assert result.state == "succeeded" and result.workers == 0  # nothing left: no Ray
+    assert FeatureStore(store.url, mode="r").video_ids() == ["a", "b"]
