@@ -76,6 +76,7 @@ class RayJobs:
         self._at = float("-inf")
         self._latest: dict[str, Any] | None = None  # replaced whole, never mutated
         self._refreshing = False
+        self._submitted: dict[str, Any] = {}  # job id -> info of a submit the list may lack
         self._flag = threading.Lock()  # guards _refreshing
         self._cpus = (float("-inf"), 0.0)  # (when read, CPUs)
         self._logs: dict[str, str] = {}  # submission id -> tail of a finished driver's log
@@ -89,6 +90,12 @@ class RayJobs:
                     continue
                 seen = latest.get(job_id)
                 if seen is None or (info.start_time or 0) >= (seen.start_time or 0):
+                    latest[job_id] = info
+            for job_id, info in list(self._submitted.items()):  # until a list shows them
+                listed = latest.get(job_id)
+                if listed is not None and listed.submission_id == info.submission_id:
+                    self._submitted.pop(job_id, None)
+                else:  # not listed yet, or the list still has the id's previous run
                     latest[job_id] = info
             self._latest, self._at = latest, time.monotonic()
             return latest
@@ -167,7 +174,10 @@ class RayJobs:
                 if "No available agent" not in str(exc) or attempt == AGENT_WAIT_S - 1:
                     _unreachable_is_503(_reraise, exc)
                 time.sleep(1.0)
-        self._refresh()  # the next poll sees the new job
+        # the next poll sees the new job: one small request, not the whole list again
+        info = _unreachable_is_503(self.client.get_job_info, submission_id)
+        self._submitted[job_id] = info
+        self._latest = {**(self._latest or {}), job_id: info}
         return submission_id
 
     def stop(self, submission_id: str) -> bool:

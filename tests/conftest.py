@@ -95,7 +95,7 @@ def api(api_root: Path) -> Iterator[httpx.Client]:
         timeout=60,
     )
     try:
-        deadline = time.monotonic() + 90
+        deadline = time.monotonic() + 180  # a loaded 2-core machine starts slowly
         while True:
             try:
                 if client.get("/healthz").status_code == 200:
@@ -104,8 +104,25 @@ def api(api_root: Path) -> Iterator[httpx.Client]:
                 pass
             assert server.poll() is None and time.monotonic() < deadline, "serve did not start"
             time.sleep(0.3)
+        _wait_for_job_agent(cluster["dashboard"])
         yield client
     finally:
         client.close()
         server.terminate()
         server.wait(timeout=60)
+
+
+def _wait_for_job_agent(dashboard: str, timeout: float = 240) -> None:
+    """Until the head's job agent takes a job: a just-started head refuses submits ("No
+    available agent") for seconds, minutes on a loaded machine; tests then time out."""
+    from ray.job_submission import JobSubmissionClient
+
+    client = JobSubmissionClient(dashboard)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            client.submit_job(entrypoint="true")
+            return
+        except RuntimeError:
+            assert time.monotonic() < deadline, "Ray's job agent did not start"
+            time.sleep(1.0)
