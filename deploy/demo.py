@@ -56,7 +56,8 @@ def run(args: argparse.Namespace) -> int:
         (
             "3. Learn the shot encoder from the training trailers' genre and keyword tags",
             f"train encoder --store {trailers} --out {ckpt} --steps {args.encoder_steps}"
-            f" --batch-videos 4 --shots-per-video 4 --warmup 10 --seed {seed}"
+            f" --batch-videos 4 --shots-per-video 4 --warmup 10 --lr 3e-4 --head-lr-mult 30"
+            f" --seed {seed}"
             f" --eval-interval {args.encoder_steps}{quiet}",
         ),
         (
@@ -155,7 +156,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--input-size", type=int, default=64, help="encoder input (the paper's: 224)"
     )
-    parser.add_argument("--encoder-steps", type=int, default=60)
+    parser.add_argument("--encoder-steps", type=int, default=100)
     parser.add_argument(
         "--model-steps", type=int, default=300, help="steps of each model the report trains"
     )
