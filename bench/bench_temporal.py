@@ -58,8 +58,9 @@ def timed_training(make_data, steps: int, batch_size: int) -> tuple[float, float
     return steps * batch_size / (time.perf_counter() - t0), t1 - t0
 
 
-def naive_qps(store: FeatureStore, encoder: str, data: TemporalData, steps: int,
-              batch_size: int) -> float:
+def naive_qps(
+    store: FeatureStore, encoder: str, data: TemporalData, steps: int, batch_size: int
+) -> float:
     """Questions/s when every batch reads its shots from Zarr (no cache), for contrast."""
     qset = data.qset
     model = NextShotModel(TemporalConfig(feature_dim=data.table.dim))
@@ -75,9 +76,14 @@ def naive_qps(store: FeatureStore, encoder: str, data: TemporalData, steps: int,
             movie = arrays[qset.videos[qset.video[i]]]
             t = int(qset.target[i])
             ctx.append(movie[t - m : t])
-            cand.append(np.stack([arrays[qset.videos[v]][int(s)]
-                                  for v, s in zip(qset.cand_video[i], qset.cand_shot[i],
-                                                  strict=True)]))
+            cand.append(
+                np.stack(
+                    [
+                        arrays[qset.videos[v]][int(s)]
+                        for v, s in zip(qset.cand_video[i], qset.cand_shot[i], strict=True)
+                    ]
+                )
+            )
         x = torch.from_numpy(np.stack(ctx).astype(np.float32))
         c = torch.from_numpy(np.stack(cand).astype(np.float32))
         _, loss = model(x, c, torch.from_numpy(qset.answer[batch].astype(np.int64)))
@@ -98,8 +104,9 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3, help="store/memory timings each")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--naive-steps", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch threads (2 on a busy 2-core machine thrashes)")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch threads (2 on a busy 2-core machine thrashes)"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -108,24 +115,34 @@ def main() -> int:
             url = args.store
         else:
             url = str(Path(tmp) / "planted.zarr")
-            write_planted_store(url, PlantedConfig(movies=args.movies, min_shots=args.shots,
-                                                   max_shots=args.shots, dim=1024))
+            write_planted_store(
+                url,
+                PlantedConfig(
+                    movies=args.movies, min_shots=args.shots, max_shots=args.shots, dim=1024
+                ),
+            )
         store = FeatureStore(url, mode="r")
         qset = get_questions(store, QuestionConfig(setting=args.setting), build_missing=True)
         arrays = {v: store.features(v, args.encoder) for v in qset.videos}  # "in memory"
         shots = sum(len(a) for a in arrays.values())
-        print(f"{len(qset.videos)} movies, {shots} shots, {len(qset.indices('train'))} "
-              f"training questions; {args.steps} steps x {args.batch_size}", file=sys.stderr)
+        print(
+            f"{len(qset.videos)} movies, {shots} shots, {len(qset.indices('train'))} "
+            f"training questions; {args.steps} steps x {args.batch_size}",
+            file=sys.stderr,
+        )
 
         results: dict[str, list[float]] = {"store": [], "memory": [], "read_s": []}
         for _ in range(args.rounds):  # alternate, so drift in machine load hits both alike
             qps, read_s = timed_training(
                 lambda: TemporalData.from_store(store, args.encoder, qset, progress=False),
-                args.steps, args.batch_size)
+                args.steps,
+                args.batch_size,
+            )
             results["store"].append(qps)
             results["read_s"].append(read_s)
-            qps, _ = timed_training(lambda: TemporalData.from_arrays(qset, arrays),
-                                    args.steps, args.batch_size)
+            qps, _ = timed_training(
+                lambda: TemporalData.from_arrays(qset, arrays), args.steps, args.batch_size
+            )
             results["memory"].append(qps)
         data = TemporalData.from_arrays(qset, arrays)
         naive = naive_qps(store, args.encoder, data, args.naive_steps, args.batch_size)
@@ -135,8 +152,9 @@ def main() -> int:
         "questions_per_s_store": round(float(store_qps), 1),
         "questions_per_s_memory": round(float(memory_qps), 1),
         "ratio": round(store_qps / memory_qps, 3),
-        "ratios_per_round": [round(a / b, 3) for a, b in zip(results["store"],
-                                                              results["memory"], strict=True)],
+        "ratios_per_round": [
+            round(a / b, 3) for a, b in zip(results["store"], results["memory"], strict=True)
+        ],
         "store_read_s": round(min(results["read_s"]), 3),
         "questions_per_s_naive_zarr_per_batch": round(naive, 1),
         "shots": shots,
@@ -144,9 +162,11 @@ def main() -> int:
         "batch_size": args.batch_size,
         "threads": args.threads,
     }
-    print(f"store {store_qps:.0f} q/s, memory {memory_qps:.0f} q/s: ratio "
-          f"{summary['ratio']:.2f} (target >= 0.8); naive per-batch Zarr reads {naive:.0f} q/s",
-          file=sys.stderr)
+    print(
+        f"store {store_qps:.0f} q/s, memory {memory_qps:.0f} q/s: ratio "
+        f"{summary['ratio']:.2f} (target >= 0.8); naive per-batch Zarr reads {naive:.0f} q/s",
+        file=sys.stderr,
+    )
     print(json.dumps(summary))
     return 0
 

@@ -145,12 +145,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("demo", help="the paper end to end on synthetic data")
     parser.add_argument("--out", default="demo-out", help="folder for data, stores, figures")
     parser.add_argument(
-        "--seed", type=int, default=0,
+        "--seed",
+        type=int,
+        default=0,
         help="seed of the data, splits, questions and training (every seed is a fair draw)",
     )
     parser.add_argument("--movies", type=int, default=DEFAULT_MOVIES)
     parser.add_argument(
-        "--trailers", type=int, default=DEFAULT_TRAILERS,
+        "--trailers",
+        type=int,
+        default=DEFAULT_TRAILERS,
         help="the tag table needs >= 24 held-out trailers",
     )
     parser.add_argument(

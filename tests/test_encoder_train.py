@@ -22,8 +22,9 @@ from .trailer_frames import write_trailer_store
 
 torch.set_num_threads(1)
 
-TINY = et.EncoderTrainConfig(steps=4, batch_videos=2, shots_per_video=2, warmup=2,
-                             eval_interval=2, eval_videos=3, seed=0)
+TINY = et.EncoderTrainConfig(
+    steps=4, batch_videos=2, shots_per_video=2, warmup=2, eval_interval=2, eval_videos=3, seed=0
+)
 
 
 @pytest.fixture(scope="module")
@@ -110,14 +111,11 @@ def test_checkpoint_rebuilds_the_exact_encoder_and_resume_matches(
     half = str(tmp_path / "half.pt")
     et.train(data, config=replace(TINY, steps=2), out=half, progress=False)
     resumed, _ = et.train(data, config=TINY, out=half, resume=True, progress=False)
-    for (name, a), b in zip(full.state_dict().items(), resumed.state_dict().values(),
-                            strict=True):
+    for (name, a), b in zip(full.state_dict().items(), resumed.state_dict().values(), strict=True):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=name)
 
 
-def test_resume_refuses_other_vocabulary_and_architecture(
-    tiny_store: str, tmp_path: Path
-) -> None:
+def test_resume_refuses_other_vocabulary_and_architecture(tiny_store: str, tmp_path: Path) -> None:
     data = et.TrailerSet.from_store(tiny_store, TINY)
     out = str(tmp_path / "enc.pt")
     et.train(data, config=replace(TINY, steps=1), out=out, progress=False)
@@ -148,12 +146,27 @@ def test_corrupt_or_malicious_checkpoint_gives_clear_error(tmp_path: Path) -> No
         et.load_tagger(str(corrupt))
     marker = tmp_path / "pwned"
     evil = tmp_path / "evil.pt"
-    torch.save({"format": "storyline-checkpoint", "kind": "encoder",
-                "x": _Exploit(str(marker))}, evil)
+    torch.save(
+        {"format": "storyline-checkpoint", "kind": "encoder", "x": _Exploit(str(marker))}, evil
+    )
     with pytest.raises(TrainerError):
         et.load_tagger(str(evil))
-    assert main(["encoder", "train", "--store", "nowhere.zarr", "--out", str(tmp_path / "o.pt"),
-                 "--init", str(evil), "--quiet"]) == 2
+    assert (
+        main(
+            [
+                "encoder",
+                "train",
+                "--store",
+                "nowhere.zarr",
+                "--out",
+                str(tmp_path / "o.pt"),
+                "--init",
+                str(evil),
+                "--quiet",
+            ]
+        )
+        == 2
+    )
     assert not marker.exists()
 
 
@@ -174,8 +187,9 @@ def _caffe_state_dict() -> dict[str, torch.Tensor]:
     return out
 
 
-def test_import_bninception_then_train_from_it(tiny_store: str, tmp_path: Path,
-                                               capsys: pytest.CaptureFixture[str]) -> None:
+def test_import_bninception_then_train_from_it(
+    tiny_store: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     caffe = tmp_path / "bn_inception-52deb4733.pth"
     torch.save(_caffe_state_dict(), caffe)
     out = tmp_path / "imagenet.pth"
@@ -187,12 +201,34 @@ def test_import_bninception_then_train_from_it(tiny_store: str, tmp_path: Path,
     reference = bn_inception(weights=torch.load(out, weights_only=True)["encoder"])
     torch.testing.assert_close(
         encoder.module.inception5b.branch_pool[1].conv.weight,
-        reference.inception5b.branch_pool[1].conv.weight)
+        reference.inception5b.branch_pool[1].conv.weight,
+    )
 
     trained = tmp_path / "trained.pt"
-    assert main(["encoder", "train", "--store", tiny_store, "--out", str(trained), "--init",
-                 str(out), "--steps", "1", "--batch-videos", "1", "--shots-per-video", "2",
-                 "--eval-videos", "2", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "encoder",
+                "train",
+                "--store",
+                tiny_store,
+                "--out",
+                str(trained),
+                "--init",
+                str(out),
+                "--steps",
+                "1",
+                "--batch-videos",
+                "1",
+                "--shots-per-video",
+                "2",
+                "--eval-videos",
+                "2",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     ckpt = torch.load(trained, weights_only=True)
     assert ckpt["preprocessing"]["channel_order"] == "BGR"
     assert ckpt["preprocessing"]["input_size"] == 32  # the cache's size, not 224
@@ -208,8 +244,16 @@ def test_training_lowers_the_loss(tmp_path: Path) -> None:
     """Fast check for the default run: the loss on the training trailers goes down."""
     url = str(tmp_path / "t.zarr")
     write_trailer_store(url, videos=8, shots=(4, 6), size=32, seed=2, val_fraction=0.25)
-    config = et.EncoderTrainConfig(steps=30, batch_videos=2, shots_per_video=3, warmup=5,
-                                   eval_interval=30, eval_videos=2, lr=1e-3, seed=0)
+    config = et.EncoderTrainConfig(
+        steps=30,
+        batch_videos=2,
+        shots_per_video=3,
+        warmup=5,
+        eval_interval=30,
+        eval_videos=2,
+        lr=1e-3,
+        seed=0,
+    )
     data = et.TrailerSet.from_store(url, config)
     losses: list[float] = []
     model, _ = et.train(data, config=config, progress=False)
@@ -228,18 +272,21 @@ def test_trained_encoder_beats_random_on_held_out_trailers(tmp_path: Path) -> No
     Score Average linear classifier on each encoder's shot features. Measured (2 shared
     CPU cores, ~2.5 min): genre recall@3 0.60 random -> 0.73 trained."""
     url = str(tmp_path / "t.zarr")
-    write_trailer_store(url, videos=48, shots=(6, 10), size=32, seed=0, val_fraction=0.33,
-                        genres_per_video=(1, 1))
-    config = et.EncoderTrainConfig(steps=150, batch_videos=4, shots_per_video=4, warmup=10,
-                                   eval_interval=150, lr=2e-3, seed=0)
+    write_trailer_store(
+        url, videos=48, shots=(6, 10), size=32, seed=0, val_fraction=0.33, genres_per_video=(1, 1)
+    )
+    config = et.EncoderTrainConfig(
+        steps=150, batch_videos=4, shots_per_video=4, warmup=10, eval_interval=150, lr=2e-3, seed=0
+    )
     data = et.TrailerSet.from_store(url, config)
     store = FeatureStore(url, mode="r")
     prep = Preprocessing(input_size=32)
 
     def probe(trunk: BNInception) -> dict[str, float]:
         trunk.eval()
-        feats = {v: et.shot_features(trunk, store.frames(v)[:], prep).numpy()
-                 for v in data.video_ids}
+        feats = {
+            v: et.shot_features(trunk, store.frames(v)[:], prep).numpy() for v in data.video_ids
+        }
         part = {s: [(feats[v], data.labels[v]) for v in data.ids(s)] for s in ("train", "val")}
         return et.score_average_probe(part["train"], part["val"], len(data.genres))
 

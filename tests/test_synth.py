@@ -68,7 +68,9 @@ def test_manifests_parse_with_unique_ids_and_shared_tags(synth: Path) -> None:
     assert sorted(e.split for e in movies) == ["test", "train", "val"]
     for movie, trailer in zip(movies, trailers, strict=False):  # a trailer is its film's
         assert (movie.genres, movie.keywords, movie.split) == (
-            trailer.genres, trailer.keywords, trailer.split,
+            trailer.genres,
+            trailer.keywords,
+            trailer.split,
         )
     for clip in clips:  # the QA trainer's rule: id = safe_id(stem of the clip's name)
         assert clip.id == safe_id(Path(clip.video).stem)
@@ -114,7 +116,13 @@ def test_qa_is_movieqa_shaped_and_every_token_has_a_vector(synth: Path) -> None:
     assert all(len(v) == 300 for v in vectors.values())
     for q in qa:
         assert set(q) == {
-            "qid", "question", "answers", "correct_index", "imdb_key", "video_clips", "split"
+            "qid",
+            "question",
+            "answers",
+            "correct_index",
+            "imdb_key",
+            "video_clips",
+            "split",
         }
         assert len(q["answers"]) == 5 and len(set(q["answers"])) == 5
         assert 0 <= q["correct_index"] < 5
@@ -130,8 +138,15 @@ def test_same_seed_same_bytes_and_frames_other_seed_differs(tmp_path: Path) -> N
     runs = {}
     # "b" in two processes: the output does not depend on how many write it
     for name, seed, workers in (("a", 7, 1), ("b", 7, 2), ("c", 8, 1)):
-        make_synthetic(tmp_path / name, movies=1, trailers=1, seed=seed, config=TINY,
-                       workers=workers, progress=False)
+        make_synthetic(
+            tmp_path / name,
+            movies=1,
+            trailers=1,
+            seed=seed,
+            config=TINY,
+            workers=workers,
+            progress=False,
+        )
         runs[name] = {f: (tmp_path / name / f).read_bytes() for f in TEXT_FILES}
     assert runs["a"] == runs["b"]
     assert runs["a"]["cuts.json"] != runs["c"]["cuts.json"]
@@ -173,8 +188,10 @@ def test_planted_order_is_shared_by_all_films() -> None:
 def test_cli_writes_the_set_and_rejects_nothing_to_do(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["synth", "--out", str(tmp_path / "s"), "--movies", "0", "--trailers", "1",
-                 "--quiet"]) == 0
+    assert (
+        main(["synth", "--out", str(tmp_path / "s"), "--movies", "0", "--trailers", "1", "--quiet"])
+        == 0
+    )
     assert "wrote 0 movies, 1 trailers" in capsys.readouterr().out
     assert all((tmp_path / "s" / f).is_file() for f in TEXT_FILES)
     assert json.loads((tmp_path / "s" / "qa.json").read_text()) == []  # no movie, no clips

@@ -27,32 +27,94 @@ def run(capsys: pytest.CaptureFixture, *argv: str) -> dict:
 
 
 def extract(store: Path, manifest: Path) -> None:
-    assert main(["extract", "--store", str(store), "--manifest", str(manifest), "--encoder",
-                 "random", "--input-size", SIZE, "--no-ray", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "extract",
+                "--store",
+                str(store),
+                "--manifest",
+                str(manifest),
+                "--encoder",
+                "random",
+                "--input-size",
+                SIZE,
+                "--no-ray",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
 
 
 def test_chain_runs_end_to_end_on_a_few_movies(tmp_path: Path, capsys) -> None:
     """Every command of the chain, connected, on a tiny set (accuracy is the slow test's)."""
     data, store = tmp_path / "synth", tmp_path / "s.zarr"
-    assert main(["synth", "--out", str(data), "--movies", "4", "--trailers", "0",
-                 "--clips-per-movie", "1", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "synth",
+                "--out",
+                str(data),
+                "--movies",
+                "4",
+                "--trailers",
+                "0",
+                "--clips-per-movie",
+                "1",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     extract(store, data / "movies.csv")
     extract(store, data / "clips.csv")
     common = ["--store", str(store), "--encoder", "random", "--quiet", "--threads", "1"]
-    sets = run(capsys, "questions", "--store", str(store), "--manifest",
-               str(data / "movies.csv"), "--context", "4", "--quiet")["sets"]
+    sets = run(
+        capsys,
+        "questions",
+        "--store",
+        str(store),
+        "--manifest",
+        str(data / "movies.csv"),
+        "--context",
+        "4",
+        "--quiet",
+    )["sets"]
     assert sum(sets["in-movie-m4-n32-s0"]["movies"].values()) == 4
     ckpt = str(tmp_path / "lstm.pt")
-    run(capsys, "train", "temporal", *common, "--context", "4", "--steps", "5",
-        "--out", ckpt)
-    result = run(capsys, "eval", "temporal", *common, "--checkpoint", ckpt,
-                 "--setting", "cross-movie")
+    run(capsys, "train", "temporal", *common, "--context", "4", "--steps", "5", "--out", ckpt)
+    result = run(
+        capsys, "eval", "temporal", *common, "--checkpoint", ckpt, "--setting", "cross-movie"
+    )
     assert result["questions"] > 0 and result["chance"] == 1 / 32
-    tags = run(capsys, "train", "tags", *common, "--manifest", str(data / "movies.csv"),
-               "--steps", "5", "--out", str(tmp_path / "tags.pt"))
+    tags = run(
+        capsys,
+        "train",
+        "tags",
+        *common,
+        "--manifest",
+        str(data / "movies.csv"),
+        "--steps",
+        "5",
+        "--out",
+        str(tmp_path / "tags.pt"),
+    )
     assert tags["genres"]["recall@3"] is not None
-    qa = run(capsys, "train", "qa", *common, "--qa", str(data / "qa.json"), "--word-vectors",
-             str(data / "vectors.txt"), "--steps", "5", "--out", str(tmp_path / "qa.pt"))
+    qa = run(
+        capsys,
+        "train",
+        "qa",
+        *common,
+        "--qa",
+        str(data / "qa.json"),
+        "--word-vectors",
+        str(data / "vectors.txt"),
+        "--steps",
+        "5",
+        "--out",
+        str(tmp_path / "qa.pt"),
+    )
     assert qa["clips_missing"] == 0 and qa["questions"] > 0
 
 

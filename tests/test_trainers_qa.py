@@ -45,23 +45,37 @@ def write_world(root: Path, *, n_movies: int = 30, missing: int = 4) -> tuple[st
                 feats = protos[colour] + rng.standard_normal((n, DIM))
                 attrs = {"source": name, "tags": {"genres": [], "keywords": [], "split": None}}
                 store.begin_video(clip_id(name), attrs=attrs).finish(
-                    shots=np.stack([np.arange(n), np.arange(n) + 1], 1), features=feats,
-                    encoder_name="planted", encoder_id="p-0", attrs=attrs)
+                    shots=np.stack([np.arange(n), np.arange(n) + 1], 1),
+                    features=feats,
+                    encoder_name="planted",
+                    encoder_id="p-0",
+                    attrs=attrs,
+                )
             n_clips += 1
             wrong = [w for w in WORDS if w != colour]
             answers = [colour, *rng.choice(wrong, size=4, replace=False)]
             order = rng.permutation(5)
-            items.append({
-                "qid": f"{splits[m]}:{len(items)}",
-                "question": "What colour is the thing in this scene?",
-                "answers": [f"It is {answers[i]}" for i in order],
-                "correct_index": int(np.flatnonzero(order == 0)[0]),
-                "imdb_key": f"tt{m:07d}",
-                "video_clips": [name],
-                "plot_alignment": [],
-            })
-    items.append({"qid": "train:999", "question": "No clip here?", "answers": ["a"] * 5,
-                  "correct_index": 0, "imdb_key": "tt9999999", "video_clips": []})
+            items.append(
+                {
+                    "qid": f"{splits[m]}:{len(items)}",
+                    "question": "What colour is the thing in this scene?",
+                    "answers": [f"It is {answers[i]}" for i in order],
+                    "correct_index": int(np.flatnonzero(order == 0)[0]),
+                    "imdb_key": f"tt{m:07d}",
+                    "video_clips": [name],
+                    "plot_alignment": [],
+                }
+            )
+    items.append(
+        {
+            "qid": "train:999",
+            "question": "No clip here?",
+            "answers": ["a"] * 5,
+            "correct_index": 0,
+            "imdb_key": "tt9999999",
+            "video_clips": [],
+        }
+    )
     qa_path = root / "qa.json"
     qa_path.write_text(json.dumps(items))
     vocab = set(WORDS) | {"what", "colour", "is", "the", "thing", "in", "this", "scene", "it"}
@@ -100,24 +114,27 @@ def test_reader_and_embedder(world: tuple[str, Path, Path], tmp_path: Path) -> N
 def test_head_shape() -> None:
     model = QAModel(QAConfig(clip_dim=DIM, text_dim=16, channels=(8, 4)))
     assert model.convs[0].in_channels == DIM + 2 * 16
-    scores, loss = model(torch.randn(3, DIM), torch.randn(3, 16), torch.randn(3, 5, 16),
-                         torch.tensor([0, 1, 4]))
+    scores, loss = model(
+        torch.randn(3, DIM), torch.randn(3, 16), torch.randn(3, 5, 16), torch.tensor([0, 1, 4])
+    )
     assert scores.shape == (3, 5) and loss.ndim == 0
 
 
 def test_learns_and_counts_missing_clips(world: tuple[str, Path, Path]) -> None:
     store_path, qa_path, vectors = world
     store = FeatureStore(store_path, mode="r")
-    data = QAData.build(store, "planted", read_movieqa(qa_path), TextEmbedder(vectors),
-                        progress=False)
+    data = QAData.build(
+        store, "planted", read_movieqa(qa_path), TextEmbedder(vectors), progress=False
+    )
     assert data.report["clips_missing"] == 4 and data.report["clips_all_missing"] == 4
     assert data.report["no_clips"] == 1 and len(data.missing_clips) == 4
     # clip feature = mean of the clip's shots
     first = read_movieqa(qa_path)[0]
     expected = store.features(clip_id(first.clips[0]), "planted").astype(np.float32).mean(0)
     assert np.allclose(data.clip[0].numpy(), expected, atol=1e-3)
-    _, metrics = train(data, train_config=QATrainConfig(steps=300, eval_interval=300),
-                       progress=False)
+    _, metrics = train(
+        data, train_config=QATrainConfig(steps=300, eval_interval=300), progress=False
+    )
     assert metrics["split"] == "test" and metrics["questions"] == 18 - 4
     assert metrics["accuracy"] > 0.6, metrics
 
@@ -125,8 +142,20 @@ def test_learns_and_counts_missing_clips(world: tuple[str, Path, Path]) -> None:
 def test_cli(world: tuple[str, Path, Path], tmp_path: Path, capsys) -> None:
     store_path, qa_path, vectors = world
     out = str(tmp_path / "qa.pt")
-    args = ["train", "qa", "--store", store_path, "--qa", str(qa_path), "--word-vectors",
-            str(vectors), "--out", out, "--steps", "5"]
+    args = [
+        "train",
+        "qa",
+        "--store",
+        store_path,
+        "--qa",
+        str(qa_path),
+        "--word-vectors",
+        str(vectors),
+        "--out",
+        out,
+        "--steps",
+        "5",
+    ]
     assert main([*args, "--quiet"]) == 0
     metrics = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert {"accuracy", "questions"} <= set(metrics) and metrics["clips_missing"] == 4
@@ -137,7 +166,8 @@ def test_cli(world: tuple[str, Path, Path], tmp_path: Path, capsys) -> None:
     assert "'qa' model, not 'temporal'" in capsys.readouterr().err
     # no clip of the file in the store at all
     empty_qa = tmp_path / "other.json"
-    empty_qa.write_text(json.dumps([{**json.loads(qa_path.read_text())[0],
-                                     "video_clips": ["nowhere.video.mp4"]}]))
+    empty_qa.write_text(
+        json.dumps([{**json.loads(qa_path.read_text())[0], "video_clips": ["nowhere.video.mp4"]}])
+    )
     assert main([*args[:5], str(empty_qa), *args[6:]]) == 2
     assert "extract the clips" in capsys.readouterr().err

@@ -28,8 +28,12 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> FeatureStore:
     # one movie too short for a question with m = 8
     attrs = {"source": "short.mp4", "tags": {"genres": [], "keywords": [], "split": "train"}}
     store.begin_video("short", attrs=attrs).finish(
-        shots=np.array([[0, 5], [5, 9], [9, 20]]), features=np.zeros((3, 16)),
-        encoder_name="planted", encoder_id="planted-0", attrs=attrs)
+        shots=np.array([[0, 5], [5, 9], [9, 20]]),
+        features=np.zeros((3, 16)),
+        encoder_name="planted",
+        encoder_id="planted-0",
+        attrs=attrs,
+    )
     return store
 
 
@@ -87,8 +91,9 @@ def test_deterministic_for_a_seed_and_stable_per_movie() -> None:
     a, b = build_questions(n_shots, splits, config), build_questions(n_shots, splits, config)
     for key in ("video", "target", "cand_video", "cand_shot", "answer"):
         assert np.array_equal(getattr(a, key), getattr(b, key))
-    other = build_questions(n_shots, splits, QuestionConfig(setting="in-movie", context=4,
-                                                            choices=8, seed=6))
+    other = build_questions(
+        n_shots, splits, QuestionConfig(setting="in-movie", context=4, choices=8, seed=6)
+    )
     assert not np.array_equal(a.cand_shot, other.cand_shot)
     # adding a movie leaves the other movies' in-movie questions alone
     more = build_questions({**n_shots, "m9": 50}, {**splits, "m9": "train"}, config)

@@ -16,12 +16,33 @@ def test_report_has_both_tables_for_every_encoder(tmp_path: Path, capsys) -> Non
     config = PlantedConfig(movies=8, min_shots=30, max_shots=40, dim=16)
     store = write_planted_store(path, config)
     write_planted_store(path, config, encoder="other", encoder_id="other-0", store=store)
-    assert main(["questions", "--store", path, "--setting", "in-movie", "--context", "4",
-                 "--quiet"]) == 0
+    assert (
+        main(["questions", "--store", path, "--setting", "in-movie", "--context", "4", "--quiet"])
+        == 0
+    )
     capsys.readouterr()
     out = tmp_path / "report.md"
-    assert main(["report", "--store", path, "--context", "4", "--steps", "3",
-                 "--tag-steps", "3", "--quiet", "--threads", "1", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "report",
+                "--store",
+                path,
+                "--context",
+                "4",
+                "--steps",
+                "3",
+                "--tag-steps",
+                "3",
+                "--quiet",
+                "--threads",
+                "1",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     text = capsys.readouterr().out
     assert text == out.read_text()
     assert "## Tag classification (paper Table 2)" in text
@@ -36,8 +57,7 @@ def test_report_has_both_tables_for_every_encoder(tmp_path: Path, capsys) -> Non
     # the in-movie set was saved, the cross-movie one is built for the report and says so
     assert "cross-movie-m4-n32-s0: built for this report" in text
     assert "in-movie-m4-n32-s0: built" not in text
-    assert FeatureStore(path, mode="r").encoders() == {"planted": "planted-0",
-                                                       "other": "other-0"}
+    assert FeatureStore(path, mode="r").encoders() == {"planted": "planted-0", "other": "other-0"}
 
     report = json.loads(out.with_suffix(".json").read_text())
     for encoder in ("planted", "other"):

@@ -55,8 +55,7 @@ def test_model_averages_scores_over_real_shots_only() -> None:
     padded[0, 3:] = 100.0
     assert torch.allclose(model(x, mask)[0], model(padded, mask)[0])
     assert torch.allclose(model(x, mask)[0], model(x[:, :3], mask[:, :3])[0], atol=1e-6)
-    lstm = TagModel(TagsConfig(method="lstm", feature_dim=4, n_genres=2, n_keywords=1,
-                               hidden=8))
+    lstm = TagModel(TagsConfig(method="lstm", feature_dim=4, n_genres=2, n_keywords=1, hidden=8))
     lstm.eval()
     assert torch.allclose(lstm(x, mask)[0], lstm(padded, mask)[0])
     with pytest.raises(TrainerError, match="--method"):
@@ -64,9 +63,13 @@ def test_model_averages_scores_over_real_shots_only() -> None:
 
 
 def test_vocab_comes_from_training_videos() -> None:
-    vocab = TagVocab.from_videos([{"genres": ["drama"], "keywords": ["love", "war"]},
-                                  {"genres": ["comedy"], "keywords": ["love"]}],
-                                 min_keyword_videos=2)
+    vocab = TagVocab.from_videos(
+        [
+            {"genres": ["drama"], "keywords": ["love", "war"]},
+            {"genres": ["comedy"], "keywords": ["love"]},
+        ],
+        min_keyword_videos=2,
+    )
     assert vocab == TagVocab(("comedy", "drama"), ("love",))
     y = vocab.encode({"genres": ["drama", "western"], "keywords": ["love"]})
     assert y.tolist() == [0, 1, 1]
@@ -78,8 +81,9 @@ def test_both_methods_beat_chance(store_path: str, method: str, tmp_path: Path) 
     data = TagData.from_store(store, "planted", progress=False)
     config = TagsTrainConfig(steps=150, eval_interval=150, seq_len=32)
     out = tmp_path / f"{method}.pt"
-    _, metrics = train(data, method=method, hidden=32, train_config=config, out=str(out),
-                       progress=False)
+    _, metrics = train(
+        data, method=method, hidden=32, train_config=config, out=str(out), progress=False
+    )
     assert metrics["split"] == "test" and metrics["videos"] == 6
     for group in ("genres", "keywords"):
         m = metrics[group]
@@ -91,8 +95,26 @@ def test_both_methods_beat_chance(store_path: str, method: str, tmp_path: Path) 
 
 def test_cli_prints_one_json_line(store_path: str, tmp_path: Path, capsys) -> None:
     out = str(tmp_path / "tags.pt")
-    assert main(["train", "tags", "--store", store_path, "--method", "lstm", "--steps", "3",
-                 "--hidden", "8", "--out", out, "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "tags",
+                "--store",
+                store_path,
+                "--method",
+                "lstm",
+                "--steps",
+                "3",
+                "--hidden",
+                "8",
+                "--out",
+                out,
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     lines = capsys.readouterr().out.strip().splitlines()
     metrics = json.loads(lines[-1])
     assert set(metrics["genres"]) >= {"recall@3", "map"}
@@ -108,7 +130,11 @@ def test_untagged_store_is_refused(tmp_path: Path, capsys) -> None:
     store.register_encoder("planted", "p")
     attrs = {"source": "a.mp4", "tags": {"genres": [], "keywords": [], "split": None}}
     store.begin_video("a", attrs=attrs).finish(
-        shots=np.array([[0, 5]]), features=np.zeros((1, 8)), encoder_name="planted",
-        encoder_id="p", attrs=attrs)
+        shots=np.array([[0, 5]]),
+        features=np.zeros((1, 8)),
+        encoder_name="planted",
+        encoder_id="p",
+        attrs=attrs,
+    )
     assert main(["train", "tags", "--store", path, "--out", str(tmp_path / "t.pt")]) == 2
     assert "genres or keywords" in capsys.readouterr().err

@@ -52,8 +52,9 @@ def data_for(store_path: str, setting: str = "in-movie") -> TemporalData:
     store = FeatureStore(store_path, mode="r")
     from storyline.trainers.questions import load_questions
 
-    return TemporalData.from_store(store, "planted", load_questions(store, f"{setting}-m8-n32-s0"),
-                                   progress=False)
+    return TemporalData.from_store(
+        store, "planted", load_questions(store, f"{setting}-m8-n32-s0"), progress=False
+    )
 
 
 def last_json(text: str) -> dict:
@@ -109,9 +110,12 @@ def test_batches_are_the_saved_questions(store_path: str) -> None:
 
 def test_lstm_learns_what_the_mean_cannot(store_path: str) -> None:
     data = data_for(store_path)
-    model, metrics = train(data, model_config=SMALL_MODEL,
-                           train_config=TemporalTrainConfig(steps=600, eval_interval=100),
-                           progress=False)
+    model, metrics = train(
+        data,
+        model_config=SMALL_MODEL,
+        train_config=TemporalTrainConfig(steps=600, eval_interval=100),
+        progress=False,
+    )
     result = score_split(model, data)
     assert result["questions"] == len(data.qset.indices("test"))
     assert result["baseline_accuracy"] > 1 / 32
@@ -124,16 +128,18 @@ def test_similarity_model_generalises_from_few_movies(tmp_path: Path, seed: int)
     """Nine training movies whose scenes each have set-ups of their own: nothing to
     memorise, only the rule (the shot two back returns). The similarity scorer finds it in
     every draw; the paper's model, which sees whole features, does much less well."""
-    config = PlantedConfig(movies=14, min_shots=60, max_shots=80, dim=DIM, palette=0,
-                           seed=seed)
+    config = PlantedConfig(movies=14, min_shots=60, max_shots=80, dim=DIM, palette=0, seed=seed)
     store = write_planted_store(str(tmp_path / "s.zarr"), config)
     qset = questions_from_store(store, QuestionConfig(setting="in-movie", seed=seed))
     data = TemporalData.from_store(store, "planted", qset, progress=False)
     results = {}
     for kind in MODELS:
-        model, _ = train(data, model_config=model_config(kind, context=8, feature_dim=DIM,
-                                                         hidden=64),
-                         train_config=TemporalTrainConfig(steps=200, seed=seed), progress=False)
+        model, _ = train(
+            data,
+            model_config=model_config(kind, context=8, feature_dim=DIM, hidden=64),
+            train_config=TemporalTrainConfig(steps=200, seed=seed),
+            progress=False,
+        )
         results[kind] = score_split(model, data)
     similarity, paper = results["similarity"], results["paper"]
     assert similarity["accuracy"] >= 2 * similarity["baseline_accuracy"], results
@@ -156,11 +162,23 @@ def test_resume_matches_an_uninterrupted_run(store_path: str, tmp_path: Path) ->
 
     out = tmp_path / "r.pt"
     with pytest.raises(Interrupted):
-        train(data, model_config=model_config, train_config=config, out=str(out),
-              progress=False, log=crash_at_5)
+        train(
+            data,
+            model_config=model_config,
+            train_config=config,
+            out=str(out),
+            progress=False,
+            log=crash_at_5,
+        )
     assert torch.load(out, weights_only=True)["step"] == 5
-    resumed, metrics = train(data, model_config=model_config, train_config=config,
-                             out=str(out), resume=True, progress=False)
+    resumed, metrics = train(
+        data,
+        model_config=model_config,
+        train_config=config,
+        out=str(out),
+        resume=True,
+        progress=False,
+    )
     # the checkpoint holds the best validation pass: step 5, or 10 if that was better
     assert metrics["steps"] == 10 and metrics["best_step"] in (5, 10)
     assert torch.load(out, weights_only=True)["step"] == metrics["best_step"]
@@ -171,11 +189,13 @@ def test_resume_matches_an_uninterrupted_run(store_path: str, tmp_path: Path) ->
     assert evaluate(model, data.table, data.rows, data.qset.indices("val"))["questions"] > 0
 
 
-def test_checkpoints_of_other_models_and_encoders_are_refused(store_path: str,
-                                                              tmp_path: Path) -> None:
+def test_checkpoints_of_other_models_and_encoders_are_refused(
+    store_path: str, tmp_path: Path
+) -> None:
     tags_ckpt = tmp_path / "tags.pt"
-    save_checkpoint(tags_ckpt, "tags", {"model": {}, "encoder": "planted",
-                                        "encoder_id": "planted-0"})
+    save_checkpoint(
+        tags_ckpt, "tags", {"model": {}, "encoder": "planted", "encoder_id": "planted-0"}
+    )
     with pytest.raises(TrainerError, match="'tags' model, not 'temporal'"):
         load_model(str(tags_ckpt), "planted", "planted-0")
     foreign = tmp_path / "foreign.pt"
@@ -188,8 +208,13 @@ def test_checkpoints_of_other_models_and_encoders_are_refused(store_path: str,
         load_model(str(garbage), "planted", "planted-0")
     data = data_for(store_path)
     out = tmp_path / "t.pt"
-    train(data, model_config=SMALL_MODEL, train_config=TemporalTrainConfig(steps=2),
-          out=str(out), progress=False)
+    train(
+        data,
+        model_config=SMALL_MODEL,
+        train_config=TemporalTrainConfig(steps=2),
+        out=str(out),
+        progress=False,
+    )
     with pytest.raises(TrainerError, match="trained on features of encoder 'planted'"):
         load_model(str(out), "other", "other-0")
 
@@ -201,14 +226,39 @@ def test_cli_questions_train_eval(store_path: str, tmp_path: Path, capsys) -> No
     sets = last_json(capsys.readouterr().out)["sets"]
     assert set(sets) == {"in-movie-m4-n32-s0", "cross-movie-m4-n32-s0"}
     out = str(tmp_path / "lstm.pt")
-    args = ["--store", store, "--context", "4", "--steps", "4", "--hidden", "16", "--quiet",
-            "--threads", "1"]
+    args = [
+        "--store",
+        store,
+        "--context",
+        "4",
+        "--steps",
+        "4",
+        "--hidden",
+        "16",
+        "--quiet",
+        "--threads",
+        "1",
+    ]
     assert main(["train", "temporal", *args, "--out", out]) == 0
     trained = last_json(capsys.readouterr().out)
     assert trained["setting"] == "in-movie" and trained["steps"] == 4
     for setting in ("in-movie", "cross-movie"):
-        assert main(["eval", "temporal", "--store", store, "--checkpoint", out,
-                     "--setting", setting, "--quiet"]) == 0
+        assert (
+            main(
+                [
+                    "eval",
+                    "temporal",
+                    "--store",
+                    store,
+                    "--checkpoint",
+                    out,
+                    "--setting",
+                    setting,
+                    "--quiet",
+                ]
+            )
+            == 0
+        )
         result = last_json(capsys.readouterr().out)
         assert result["setting"] == setting and result["chance"] == 1 / 32
         assert {"accuracy", "baseline_accuracy", "questions"} <= set(result)
@@ -223,14 +273,51 @@ def test_bad_input_gives_clear_messages(store_path: str, tmp_path: Path, capsys)
     FeatureStore(empty, mode="a")
     assert main(["questions", "--store", empty]) == 2
     assert "no complete videos" in capsys.readouterr().err
-    assert main(["train", "temporal", "--store", empty, "--encoder", "x", "--out",
-                 str(tmp_path / "x.pt")]) == 2
+    assert (
+        main(
+            [
+                "train",
+                "temporal",
+                "--store",
+                empty,
+                "--encoder",
+                "x",
+                "--out",
+                str(tmp_path / "x.pt"),
+            ]
+        )
+        == 2
+    )
     assert "no complete videos" in capsys.readouterr().err
-    assert main(["train", "temporal", "--store", str(tmp_path / "nowhere.zarr"),
-                 "--out", str(tmp_path / "x.pt")]) == 2
+    assert (
+        main(
+            [
+                "train",
+                "temporal",
+                "--store",
+                str(tmp_path / "nowhere.zarr"),
+                "--out",
+                str(tmp_path / "x.pt"),
+            ]
+        )
+        == 2
+    )
     assert "no storyline store" in capsys.readouterr().err
-    assert main(["train", "temporal", "--store", store_path, "--encoder", "imagenet",
-                 "--out", str(tmp_path / "x.pt")]) == 2
+    assert (
+        main(
+            [
+                "train",
+                "temporal",
+                "--store",
+                store_path,
+                "--encoder",
+                "imagenet",
+                "--out",
+                str(tmp_path / "x.pt"),
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert "encoder 'imagenet' is not in store" in err and "planted" in err
     tags_ckpt = tmp_path / "tags.pt"

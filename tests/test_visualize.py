@@ -29,11 +29,11 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
     root = tmp_path_factory.mktemp("vis")
     url = str(root / "trailers.zarr")
     write_trailer_store(url, videos=8, shots=(4, 6), size=64, seed=3)  # extract needs >32
-    config = et.EncoderTrainConfig(steps=2, batch_videos=2, shots_per_video=2, warmup=1,
-                                   eval_interval=2, eval_videos=2)
+    config = et.EncoderTrainConfig(
+        steps=2, batch_videos=2, shots_per_video=2, warmup=1, eval_interval=2, eval_videos=2
+    )
     checkpoint = str(root / "enc.pt")
-    et.train(et.TrailerSet.from_store(url, config), config=config, out=checkpoint,
-             progress=False)
+    et.train(et.TrailerSet.from_store(url, config), config=config, out=checkpoint, progress=False)
     encoder = encoder_from_checkpoint(checkpoint, name="enc", device="cpu")
     store = FeatureStore(url, mode="a")
     store.register_encoder("enc", encoder.id)
@@ -42,8 +42,13 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
         n, m = cache.shape[:2]
         feats = encoder.encode(cache.reshape(n * m, *cache.shape[2:])).reshape(n, m, -1).mean(1)
         writer = store.begin_video(vid, attrs={})
-        writer.finish(shots=store.shots(vid), features=feats, encoder_name="enc",
-                      encoder_id=encoder.id, attrs={})
+        writer.finish(
+            shots=store.shots(vid),
+            features=feats,
+            encoder_name="enc",
+            encoder_id=encoder.id,
+            attrs={},
+        )
     return url, checkpoint
 
 
@@ -54,12 +59,29 @@ def _png(path: Path) -> Image.Image:
     return image
 
 
-def test_retrieve_writes_contact_sheet_and_json(trained: tuple[str, str],
-                                                 tmp_path: Path) -> None:
+def test_retrieve_writes_contact_sheet_and_json(trained: tuple[str, str], tmp_path: Path) -> None:
     url, checkpoint = trained
     out = tmp_path / "disc.png"
-    assert main(["retrieve", "--store", url, "--checkpoint", checkpoint, "--encoder", "enc",
-                 "--tag", "disc", "--top", "6", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "retrieve",
+                "--store",
+                url,
+                "--checkpoint",
+                checkpoint,
+                "--encoder",
+                "enc",
+                "--tag",
+                "disc",
+                "--top",
+                "6",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     image = _png(out)
     assert image.width > 400 and image.height > 300
     hits = json.loads(out.with_suffix(".json").read_text())["hits"]
@@ -69,8 +91,11 @@ def test_retrieve_writes_contact_sheet_and_json(trained: tuple[str, str],
     # the best shot of the store, checked against the scorer directly
     scorer = TagScorer(checkpoint, FeatureStore(url, mode="r"), "enc")
     t = scorer.index("disc")
-    best = max((float(s), v, i) for v in scorer.store.video_ids()
-               for i, s in enumerate(scorer.scores(v)[:, t]))
+    best = max(
+        (float(s), v, i)
+        for v in scorer.store.video_ids()
+        for i, s in enumerate(scorer.scores(v)[:, t])
+    )
     assert (hits[0]["video"], hits[0]["shot"]) == (best[1], best[2])
     assert hits[0]["score"] == pytest.approx(best[0])
 
@@ -81,8 +106,26 @@ def test_response_plots_several_tags(trained: tuple[str, str], tmp_path: Path) -
     video = FeatureStore(url, mode="r").video_ids()[0]
     vocab = torch.load(checkpoint, weights_only=True)["vocabulary"]
     tags = ",".join([*vocab["genres"][:2], vocab["keywords"][0]])
-    assert main(["response", "--store", url, "--checkpoint", checkpoint, "--encoder", "enc",
-                 "--video", video, "--tags", tags, "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "response",
+                "--store",
+                url,
+                "--checkpoint",
+                checkpoint,
+                "--encoder",
+                "enc",
+                "--video",
+                video,
+                "--tags",
+                tags,
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     image = np.asarray(_png(out).convert("RGB"))
     assert image.shape[1] == 1000
     # matplotlib's default colours of the three lines are on the figure
@@ -90,8 +133,9 @@ def test_response_plots_several_tags(trained: tuple[str, str], tmp_path: Path) -
         assert (np.abs(image.astype(int) - colour).sum(-1) < 30).any(), colour
 
 
-def test_refusals_say_what_to_do(trained: tuple[str, str], tmp_path: Path,
-                                 capsys: pytest.CaptureFixture[str]) -> None:
+def test_refusals_say_what_to_do(
+    trained: tuple[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     url, checkpoint = trained
     base = ["--store", url, "--checkpoint", checkpoint, "--out", str(tmp_path / "x.png")]
     assert main(["retrieve", *base, "--encoder", "enc", "--tag", "romance"]) == 2
@@ -100,8 +144,24 @@ def test_refusals_say_what_to_do(trained: tuple[str, str], tmp_path: Path,
     assert "only fits its own features" in capsys.readouterr().err
     renamed = tmp_path / "trailer33k.pt"
     shutil.copy(checkpoint, renamed)
-    assert main(["response", "--store", url, "--checkpoint", str(renamed), "--video",
-                 "trailer000", "--tags", "disc", "--out", str(tmp_path / "x.png")]) == 2
+    assert (
+        main(
+            [
+                "response",
+                "--store",
+                url,
+                "--checkpoint",
+                str(renamed),
+                "--video",
+                "trailer000",
+                "--tags",
+                "disc",
+                "--out",
+                str(tmp_path / "x.png"),
+            ]
+        )
+        == 2
+    )
     assert "is not in store" in capsys.readouterr().err  # default name: the checkpoint stem
     assert not (tmp_path / "x.png").exists()
 
@@ -113,27 +173,56 @@ def test_retrieve_decodes_from_source_without_cache(
     _, checkpoint = trained
     path, _, _ = clip
     movies = str(tmp_path / "movies.zarr")
-    assert main(["extract", str(path), "--store", movies, "--checkpoint", checkpoint,
-                 "--quiet"]) == 0
+    assert (
+        main(["extract", str(path), "--store", movies, "--checkpoint", checkpoint, "--quiet"]) == 0
+    )
     out = tmp_path / "movie.png"
-    assert main(["retrieve", "--store", movies, "--checkpoint", checkpoint, "--tag", "square",
-                 "--top", "3", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "retrieve",
+                "--store",
+                movies,
+                "--checkpoint",
+                checkpoint,
+                "--tag",
+                "square",
+                "--top",
+                "3",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     hits = json.loads(out.with_suffix(".json").read_text())["hits"]
     assert len(hits) == 3 and hits[0]["seconds"] is not None
     image = np.asarray(_png(out).convert("RGB"))
     assert image.std() > 10  # decoded frames, not a blank sheet
 
 
-def test_retrieve_searches_only_the_chosen_videos(trained: tuple[str, str], tmp_path: Path,
-                                                  capsys: pytest.CaptureFixture[str]) -> None:
+def test_retrieve_searches_only_the_chosen_videos(
+    trained: tuple[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """A store that also holds other videos (QA clips beside movies): --manifest and/or
     --prefix choose which videos' shots compete."""
     url, checkpoint = trained
     ids = FeatureStore(url, mode="r").video_ids(encoder="enc")
     manifest = tmp_path / "movies.csv"
     manifest.write_text("video,id\n" + "".join(f"{v}.mp4,{v}\n" for v in ids[:3]))
-    base = ["retrieve", "--store", url, "--checkpoint", checkpoint, "--encoder", "enc",
-            "--tag", "disc", "--top", "5"]
+    base = [
+        "retrieve",
+        "--store",
+        url,
+        "--checkpoint",
+        checkpoint,
+        "--encoder",
+        "enc",
+        "--tag",
+        "disc",
+        "--top",
+        "5",
+    ]
 
     def searched(*extra: str) -> tuple[set[str], int]:
         out = tmp_path / "sel.png"

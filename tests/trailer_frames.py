@@ -15,8 +15,7 @@ from storyline.store import FeatureStore
 
 GENRES = ("disc", "square", "ring", "cross", "bars", "triangle", "diamond", "hbar")
 KEYWORDS = ("red", "green", "blue", "yellow")
-_TINTS = {"red": (255, 0, 0), "green": (0, 255, 0), "blue": (0, 0, 255),
-          "yellow": (255, 255, 0)}
+_TINTS = {"red": (255, 0, 0), "green": (0, 255, 0), "blue": (0, 0, 255), "yellow": (255, 255, 0)}
 
 
 def _shape_mask(kind: str, size: int, rng: np.random.Generator) -> np.ndarray:
@@ -39,8 +38,9 @@ def _shape_mask(kind: str, size: int, rng: np.random.Generator) -> np.ndarray:
     return masks[kind]
 
 
-def draw_frame(genre: str | None, keywords: list[str], size: int,
-               rng: np.random.Generator) -> np.ndarray:
+def draw_frame(
+    genre: str | None, keywords: list[str], size: int, rng: np.random.Generator
+) -> np.ndarray:
     """One S x S x 3 uint8 frame: clutter, maybe a genre's shape, keyword tints."""
     low = rng.integers(0, 256, size=(4, 4, 3)).astype(np.float32)
     reps = -(-size // 4)
@@ -52,14 +52,22 @@ def draw_frame(genre: str | None, keywords: list[str], size: int,
     corner = max(2, size // 8)
     for i, k in enumerate(keywords):
         y, x = (0, 0) if i == 0 else (0, size - corner) if i == 1 else (size - corner, 0)
-        frame[y:y + corner, x:x + corner] = _TINTS[k]
+        frame[y : y + corner, x : x + corner] = _TINTS[k]
     return np.clip(frame, 0, 255).astype(np.uint8)
 
 
 def write_trailer_store(
-    url: str, *, videos: int = 40, shots: tuple[int, int] = (6, 10), size: int = 32,
-    frames_per_shot: int = 3, untagged: int = 0, seed: int = 0, with_frames: bool = True,
-    val_fraction: float = 0.3, genres_per_video: tuple[int, int] = (1, 2),
+    url: str,
+    *,
+    videos: int = 40,
+    shots: tuple[int, int] = (6, 10),
+    size: int = 32,
+    frames_per_shot: int = 3,
+    untagged: int = 0,
+    seed: int = 0,
+    with_frames: bool = True,
+    val_fraction: float = 0.3,
+    genres_per_video: tuple[int, int] = (1, 2),
 ) -> FeatureStore:
     """A store of ``videos`` tagged trailers (+ ``untagged`` ones without tags), frames
     cached at ``size``; splits train/val by ``val_fraction``; features of a stand-in
@@ -70,9 +78,13 @@ def write_trailer_store(
     n_val = int(round(videos * val_fraction))
     for v in range(videos + untagged):
         tagged = v < videos
-        genres = list(rng.choice(GENRES, size=int(rng.integers(genres_per_video[0],
-                                                             genres_per_video[1] + 1)),
-                                replace=False))
+        genres = list(
+            rng.choice(
+                GENRES,
+                size=int(rng.integers(genres_per_video[0], genres_per_video[1] + 1)),
+                replace=False,
+            )
+        )
         keywords = list(rng.choice(KEYWORDS, size=int(rng.integers(1, 3)), replace=False))
         n = int(rng.integers(shots[0], shots[1] + 1))
         cache = np.empty((n, frames_per_shot, size, size, 3), np.uint8)
@@ -81,15 +93,29 @@ def write_trailer_store(
             for f in range(frames_per_shot):
                 cache[s, f] = draw_frame(genre, keywords, size, rng)
         split = "val" if v >= videos - n_val and tagged else "train"
-        tags = ({"genres": [str(g) for g in genres], "keywords": [str(k) for k in keywords],
-                 "split": split} if tagged else {"genres": [], "keywords": [], "split": None})
-        attrs = {"source": f"synthetic/trailer{v:03d}.mp4", "fps": 24.0,
-                 "frame_count": n * 24, "width": size, "height": size, "tags": tags}
+        tags = (
+            {
+                "genres": [str(g) for g in genres],
+                "keywords": [str(k) for k in keywords],
+                "split": split,
+            }
+            if tagged
+            else {"genres": [], "keywords": [], "split": None}
+        )
+        attrs = {
+            "source": f"synthetic/trailer{v:03d}.mp4",
+            "fps": 24.0,
+            "frame_count": n * 24,
+            "width": size,
+            "height": size,
+            "tags": tags,
+        }
         writer = store.begin_video(f"trailer{v:03d}", attrs=attrs)
         if with_frames:
             writer.append_frames(cache)
         bounds = np.stack([np.arange(n) * 24, np.arange(n) * 24 + 24], axis=1)
         feats = rng.standard_normal((n, 1024)).astype(np.float32)
-        writer.finish(shots=bounds, features=feats, encoder_name="random",
-                      encoder_id="stand-in", attrs=attrs)
+        writer.finish(
+            shots=bounds, features=feats, encoder_name="random", encoder_id="stand-in", attrs=attrs
+        )
     return store

@@ -160,8 +160,14 @@ class ShotTable:
         """Read each video's features once, whole (one request per chunk, no per-shot I/O)."""
         ids = list(video_ids)
         arrays = {}
-        for vid in tqdm(ids, desc=f"reading {encoder} features", unit="video",
-                        file=sys.stderr, disable=not progress, leave=False):
+        for vid in tqdm(
+            ids,
+            desc=f"reading {encoder} features",
+            unit="video",
+            file=sys.stderr,
+            disable=not progress,
+            leave=False,
+        ):
             arrays[vid] = store.features(vid, encoder)
         return cls.from_arrays(arrays)
 
@@ -173,7 +179,7 @@ class ShotTable:
         return self.video_ids.index(video_id)
 
     def video(self, i: int) -> torch.Tensor:
-        return self.features[int(self.offsets[i]):int(self.offsets[i + 1])]
+        return self.features[int(self.offsets[i]) : int(self.offsets[i + 1])]
 
     def gather(self, rows: np.ndarray | torch.Tensor) -> torch.Tensor:
         """float32 features of global shot rows, any shape: (...,) -> (..., D)."""

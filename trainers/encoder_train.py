@@ -147,9 +147,11 @@ class TrailerSet:
                 "genres/keywords (and a split column, or leave it empty)"
             )
         if vocabulary is None:
-            vocab = TagVocab.from_videos([tags[v] for v in train_ids],
-                                         min_keyword_videos=config.min_keyword_videos,
-                                         max_keywords=config.max_keywords)
+            vocab = TagVocab.from_videos(
+                [tags[v] for v in train_ids],
+                min_keyword_videos=config.min_keyword_videos,
+                max_keywords=config.max_keywords,
+            )
         else:
             vocab = TagVocab.from_dict(vocabulary)
         labels = {vid: vocab.encode(tags[vid]) for vid in tagged}
@@ -159,9 +161,7 @@ class TrailerSet:
 
 
 # ---------------------------------------------------------------------------- sampling
-def sample_frames(
-    frames: Any, n: int, m: int, rng: np.random.Generator
-) -> np.ndarray:
+def sample_frames(frames: Any, n: int, m: int, rng: np.random.Generator) -> np.ndarray:
     """(n, m, S, S, 3) uint8 from a (n_shots, k, S, S, 3) cache (zarr or numpy).
 
     Shots are drawn without replacement (with it when a trailer has fewer than n); one
@@ -169,8 +169,10 @@ def sample_frames(
     """
     n_shots, k = int(frames.shape[0]), int(frames.shape[1])
     if k < m or k % m:
-        raise TrainerError(f"the frame cache holds {k} frames per shot; training needs a "
-                           f"multiple of m={m}: re-extract with --frames")
+        raise TrainerError(
+            f"the frame cache holds {k} frames per shot; training needs a "
+            f"multiple of m={m}: re-extract with --frames"
+        )
     shots = np.sort(rng.choice(n_shots, size=n, replace=n_shots < n))
     unique, inverse = np.unique(shots, return_inverse=True)
     # One orthogonal read: each chunk of the cache is fetched once, not once per shot.
@@ -192,8 +194,12 @@ def augment(frames: np.ndarray, rng: np.random.Generator, *, pad: float, flip: b
     if p > 0:
         padded = np.pad(frames, ((0, 0), (p, p), (p, p), (0, 0)), mode="reflect")
         ys, xs = rng.integers(0, 2 * p + 1, size=(2, n))
-        out = np.stack([padded[i, y:y + size, x:x + size] for i, (y, x) in
-                        enumerate(zip(ys, xs, strict=True))])
+        out = np.stack(
+            [
+                padded[i, y : y + size, x : x + size]
+                for i, (y, x) in enumerate(zip(ys, xs, strict=True))
+            ]
+        )
     if flip:
         mirror = rng.random(n) < 0.5
         out = np.where(mirror[:, None, None, None], out[:, :, ::-1], out)
@@ -207,8 +213,9 @@ class StepBatches(torch.utils.data.Dataset):
     and a resumed run starts at its step with the same draws.
     """
 
-    def __init__(self, data: TrailerSet, config: EncoderTrainConfig,
-                 preprocessing: Preprocessing) -> None:
+    def __init__(
+        self, data: TrailerSet, config: EncoderTrainConfig, preprocessing: Preprocessing
+    ) -> None:
         self.data, self.config, self.preprocessing = data, config, preprocessing
         self.train_ids = data.ids("train")
         self._store: FeatureStore | None = None  # opened per process, on first use
@@ -221,13 +228,15 @@ class StepBatches(torch.utils.data.Dataset):
             self._store = FeatureStore(self.data.url, mode="r")
         c = self.config
         rng = np.random.default_rng([c.seed, 3, step])
-        vids = rng.choice(len(self.train_ids), size=c.batch_videos,
-                          replace=len(self.train_ids) < c.batch_videos)
+        vids = rng.choice(
+            len(self.train_ids), size=c.batch_videos, replace=len(self.train_ids) < c.batch_videos
+        )
         clips = []
         for i in vids:
             vid = self.train_ids[i]
-            shots = sample_frames(self._store.frames(vid), c.shots_per_video,
-                                  c.frames_per_shot, rng)
+            shots = sample_frames(
+                self._store.frames(vid), c.shots_per_video, c.frames_per_shot, rng
+            )
             clips.append(shots.reshape(-1, *shots.shape[2:]))
         frames = augment(np.concatenate(clips), rng, pad=c.pad, flip=c.flip)
         x = self.preprocessing.to_tensor(frames)
@@ -240,8 +249,14 @@ class StepBatches(torch.utils.data.Dataset):
 class TrailerTagger(nn.Module):
     """BN-Inception trunk + one linear layer over the mean of a trailer's frame features."""
 
-    def __init__(self, n_genres: int, n_keywords: int, *, trunk: BNInception | None = None,
-                 keyword_weight: float = 1.0) -> None:
+    def __init__(
+        self,
+        n_genres: int,
+        n_keywords: int,
+        *,
+        trunk: BNInception | None = None,
+        keyword_weight: float = 1.0,
+    ) -> None:
         super().__init__()
         self.n_genres, self.n_keywords = n_genres, n_keywords
         self.keyword_weight = keyword_weight
@@ -271,7 +286,8 @@ class TrailerTagger(nn.Module):
             loss = loss + F.binary_cross_entropy_with_logits(logits[:, :g], targets[:, :g])
         if self.n_keywords:
             loss = loss + self.keyword_weight * F.binary_cross_entropy_with_logits(
-                logits[:, g:], targets[:, g:])
+                logits[:, g:], targets[:, g:]
+            )
         return loss
 
 
@@ -307,8 +323,13 @@ def centre_frames(cache: np.ndarray, m: int) -> np.ndarray:
 
 @torch.no_grad()
 def shot_features(
-    trunk: BNInception, cache: np.ndarray, preprocessing: Preprocessing, *,
-    m: int = 3, device: torch.device | None = None, batch_frames: int = 96,
+    trunk: BNInception,
+    cache: np.ndarray,
+    preprocessing: Preprocessing,
+    *,
+    m: int = 3,
+    device: torch.device | None = None,
+    batch_frames: int = 96,
 ) -> torch.Tensor:
     """(n_shots, 1024) float32: mean of each shot's m centre-of-third frame features."""
     device = device or next(trunk.parameters()).device
@@ -317,8 +338,9 @@ def shot_features(
     flat = frames.reshape(n * mm, *frames.shape[2:])
     out = []
     for i in range(0, len(flat), batch_frames):
-        x = preprocessing.to_tensor(flat[i:i + batch_frames]).to(
-            device, memory_format=torch.channels_last)
+        x = preprocessing.to_tensor(flat[i : i + batch_frames]).to(
+            device, memory_format=torch.channels_last
+        )
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
             out.append(trunk(x).float())
     return torch.cat(out).view(n, mm, -1).mean(1).cpu()
@@ -326,8 +348,12 @@ def shot_features(
 
 @torch.no_grad()
 def evaluate(
-    model: TrailerTagger, data: TrailerSet, video_ids: Sequence[str],
-    preprocessing: Preprocessing, *, m: int = 3,
+    model: TrailerTagger,
+    data: TrailerSet,
+    video_ids: Sequence[str],
+    preprocessing: Preprocessing,
+    *,
+    m: int = 3,
 ) -> dict[str, float]:
     """Score Average on whole videos (tags.score_average): every shot scored by the head,
     its sigmoid scores averaged."""
@@ -354,8 +380,10 @@ def _device(device: str | None) -> torch.device:
 def check_resume(ckpt: dict[str, Any], path: str, data: TrailerSet) -> None:
     """A checkpoint of another architecture, vocabulary or frame size cannot continue here."""
     if ckpt.get("architecture") != ARCHITECTURE:
-        raise TrainerError(f"{path} holds a {ckpt.get('architecture')!r} encoder, not "
-                           f"{ARCHITECTURE!r}: train into another --out")
+        raise TrainerError(
+            f"{path} holds a {ckpt.get('architecture')!r} encoder, not "
+            f"{ARCHITECTURE!r}: train into another --out"
+        )
     if ckpt.get("vocabulary") != data.vocabulary:
         old = ckpt.get("vocabulary") or {}
         raise TrainerError(
@@ -365,8 +393,10 @@ def check_resume(ckpt: dict[str, Any], path: str, data: TrailerSet) -> None:
         )
     size = ckpt.get("preprocessing", {}).get("input_size")
     if size != data.input_size:
-        raise TrainerError(f"{path} was trained at input size {size}; this store caches "
-                           f"{data.input_size}-pixel frames: train into another --out")
+        raise TrainerError(
+            f"{path} was trained at input size {size}; this store caches "
+            f"{data.input_size}-pixel frames: train into another --out"
+        )
 
 
 def train(
@@ -398,9 +428,11 @@ def train(
         trunk, preprocessing = bn_inception(), Preprocessing()
     # The cache fixes the input size; an ImageNet file keeps its value range and mean.
     preprocessing = Preprocessing.from_dict(
-        {**preprocessing.to_dict(), "input_size": data.input_size})
-    model = TrailerTagger(len(data.genres), len(data.keywords), trunk=trunk,
-                          keyword_weight=config.keyword_weight)
+        {**preprocessing.to_dict(), "input_size": data.input_size}
+    )
+    model = TrailerTagger(
+        len(data.genres), len(data.keywords), trunk=trunk, keyword_weight=config.keyword_weight
+    )
     loop_state = LoopState()
     if ckpt is not None:
         model.trunk.load_state_dict(ckpt["encoder"])
@@ -409,10 +441,13 @@ def train(
         loop_state = LoopState(step=int(ckpt["step"]), history=list(ckpt.get("history", [])))
         init_info = ckpt.get("init")
     model.to(dev, memory_format=torch.channels_last)
-    optimizer = torch.optim.AdamW([
-        {"params": model.trunk.parameters(), "lr": config.lr},
-        {"params": model.head.parameters(), "lr": config.lr * config.head_lr_mult},
-    ], weight_decay=config.weight_decay)
+    optimizer = torch.optim.AdamW(
+        [
+            {"params": model.trunk.parameters(), "lr": config.lr},
+            {"params": model.head.parameters(), "lr": config.lr * config.head_lr_mult},
+        ],
+        weight_decay=config.weight_decay,
+    )
     for group in optimizer.param_groups:
         group["peak_lr"] = group["lr"]
     if ckpt is not None:
@@ -424,41 +459,63 @@ def train(
     probe = val_ids
     if config.eval_videos and len(val_ids) > config.eval_videos:
         pick = np.random.default_rng(stable_seed(config.seed, "eval")).choice(
-            len(val_ids), config.eval_videos, replace=False)
+            len(val_ids), config.eval_videos, replace=False
+        )
         probe = [val_ids[i] for i in sorted(pick)]
 
     def save(step: int, state: LoopState) -> None:
         if out is None:
             return
         # the encoder file the extractor reads (extract --checkpoint), plus the trainer's part
-        save_checkpoint(out, KIND, {
-            **EncoderWeights(model.trunk.state_dict(), preprocessing).payload(),
-            "head": {k: v.detach().cpu() for k, v in model.head.state_dict().items()},
-            "vocabulary": data.vocabulary,
-            "config": asdict(config),
-            "optimizer": optimizer.state_dict(),
-            "step": step,
-            "history": state.history,
-            "init": init_info,
-            "store": data.url,
-            "skipped": {k: len(v) for k, v in data.skipped.items()},
-        })
+        save_checkpoint(
+            out,
+            KIND,
+            {
+                **EncoderWeights(model.trunk.state_dict(), preprocessing).payload(),
+                "head": {k: v.detach().cpu() for k, v in model.head.state_dict().items()},
+                "vocabulary": data.vocabulary,
+                "config": asdict(config),
+                "optimizer": optimizer.state_dict(),
+                "step": step,
+                "history": state.history,
+                "init": init_info,
+                "store": data.url,
+                "skipped": {k: len(v) for k, v in data.skipped.items()},
+            },
+        )
 
-    loader = iter(torch.utils.data.DataLoader(
-        StepBatches(data, config, preprocessing), batch_size=None,
-        sampler=range(loop_state.step, config.steps), num_workers=config.num_workers,
-        pin_memory=cuda, persistent_workers=False,
-    ))
+    loader = iter(
+        torch.utils.data.DataLoader(
+            StepBatches(data, config, preprocessing),
+            batch_size=None,
+            sampler=range(loop_state.step, config.steps),
+            num_workers=config.num_workers,
+            pin_memory=cuda,
+            persistent_workers=False,
+        )
+    )
 
     def get(step: int) -> tuple[torch.Tensor, torch.Tensor]:
         x, y = next(loader)  # the loader draws batch `step` (its sampler starts there)
         return x.to(dev, non_blocking=True), y.to(dev, non_blocking=True)
 
-    loop = LoopConfig(steps=config.steps, lr=config.lr, min_lr=config.lr * config.min_lr_frac,
-                      warmup=config.warmup, eval_interval=config.eval_interval,
-                      desc="train encoder")
+    loop = LoopConfig(
+        steps=config.steps,
+        lr=config.lr,
+        min_lr=config.lr * config.min_lr_frac,
+        warmup=config.warmup,
+        eval_interval=config.eval_interval,
+        desc="train encoder",
+    )
     loop_state = run(
-        model, optimizer, loop, get, save=save, state=loop_state, amp=amp, progress=progress,
+        model,
+        optimizer,
+        loop,
+        get,
+        save=save,
+        state=loop_state,
+        amp=amp,
+        progress=progress,
         log=log,
         evaluate=lambda: evaluate(model, data, probe, preprocessing, m=config.frames_per_shot),
     )
@@ -485,18 +542,20 @@ def load_tagger(path: str) -> tuple[TrailerTagger, Preprocessing, dict[str, Any]
     """A trained encoder with its tag head, for retrieval and response plots."""
     ckpt = load_checkpoint(path, KIND)
     if ckpt.get("architecture") != ARCHITECTURE or "head" not in ckpt:
-        raise TrainerError(f"{path} is not a {ARCHITECTURE} encoder checkpoint with a tag "
-                           "head: train one with `storyline train encoder`")
+        raise TrainerError(
+            f"{path} is not a {ARCHITECTURE} encoder checkpoint with a tag "
+            "head: train one with `storyline train encoder`"
+        )
     vocab = ckpt["vocabulary"]
     model = TrailerTagger(len(vocab["genres"]), len(vocab["keywords"]))
     try:
         model.trunk.load_state_dict(ckpt["encoder"])
         model.head.load_state_dict(ckpt["head"])
     except RuntimeError as exc:
-        raise TrainerError(f"{path} does not fit {ARCHITECTURE}: "
-                           f"{str(exc).splitlines()[0]}") from exc
+        raise TrainerError(
+            f"{path} does not fit {ARCHITECTURE}: {str(exc).splitlines()[0]}"
+        ) from exc
     return model.eval(), Preprocessing.from_dict(ckpt["preprocessing"]), ckpt
-
 
 
 def score_average_probe(
@@ -533,9 +592,11 @@ def score_average_probe(
         loss.backward()
         optimizer.step()
     with torch.no_grad():
-        scores = np.stack([
-            score_average(layer((torch.from_numpy(f).float() - mean) / std)).numpy()
-            for f, _ in test
-        ])
+        scores = np.stack(
+            [
+                score_average(layer((torch.from_numpy(f).float() - mean) / std)).numpy()
+                for f, _ in test
+            ]
+        )
     labels = np.stack([t for _, t in test])
     return tag_metrics(scores, labels, n_genres)

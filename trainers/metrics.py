@@ -37,8 +37,9 @@ def chance_map(labels: np.ndarray, *, draws: int = 200, seed: int = 0) -> float:
     rng = np.random.default_rng(seed)
     if not (labels > 0).any():
         return float("nan")
-    return float(np.mean([mean_average_precision(rng.random(labels.shape), labels)
-                          for _ in range(draws)]))
+    return float(
+        np.mean([mean_average_precision(rng.random(labels.shape), labels) for _ in range(draws)])
+    )
 
 
 def bootstrap_ci(

@@ -36,8 +36,13 @@ class PlantedConfig:
     seed: int = 0
 
 
-def _movie(rng: np.random.Generator, n: int, config: PlantedConfig,
-           tag_dirs: np.ndarray, palette: np.ndarray) -> np.ndarray:
+def _movie(
+    rng: np.random.Generator,
+    n: int,
+    config: PlantedConfig,
+    tag_dirs: np.ndarray,
+    palette: np.ndarray,
+) -> np.ndarray:
     feats = np.empty((n, config.dim), dtype=np.float32)
     i = 0
     while i < n:
@@ -52,9 +57,14 @@ def _movie(rng: np.random.Generator, n: int, config: PlantedConfig,
     return feats + config.tag_strength * tag_dirs.sum(0)
 
 
-def write_planted_store(url: str, config: PlantedConfig = PlantedConfig(), *,
-                        encoder: str = "planted", encoder_id: str = "planted-0",
-                        store: FeatureStore | None = None) -> FeatureStore:
+def write_planted_store(
+    url: str,
+    config: PlantedConfig = PlantedConfig(),
+    *,
+    encoder: str = "planted",
+    encoder_id: str = "planted-0",
+    store: FeatureStore | None = None,
+) -> FeatureStore:
     """Write ``config.movies`` complete movies with features of ``encoder``.
 
     Calling it again with another encoder name on the same store adds a second encoder's
@@ -77,14 +87,23 @@ def write_planted_store(url: str, config: PlantedConfig = PlantedConfig(), *,
         n = int(rng.integers(config.min_shots, config.max_shots + 1))
         genres = sorted(rng.choice(GENRES, size=int(rng.integers(1, 3)), replace=False))
         keywords = sorted(rng.choice(KEYWORDS, size=int(rng.integers(2, 5)), replace=False))
-        tags = {"genres": [str(g) for g in genres], "keywords": [str(k) for k in keywords],
-                "split": splits[m] if config.with_split else None}
-        feats = _movie(encoder_rng, n, config, np.stack([dirs[t] for t in genres + keywords]),
-                       palette)
+        tags = {
+            "genres": [str(g) for g in genres],
+            "keywords": [str(k) for k in keywords],
+            "split": splits[m] if config.with_split else None,
+        }
+        feats = _movie(
+            encoder_rng, n, config, np.stack([dirs[t] for t in genres + keywords]), palette
+        )
         shots = np.stack([np.arange(n) * 10, np.arange(n) * 10 + 10], axis=1)
-        attrs = {"source": f"planted/movie{m:03d}.mp4", "fps": 25.0,
-                 "frame_count": int(n * 10), "tags": tags}
+        attrs = {
+            "source": f"planted/movie{m:03d}.mp4",
+            "fps": 25.0,
+            "frame_count": int(n * 10),
+            "tags": tags,
+        }
         writer = store.begin_video(f"movie{m:03d}", attrs=attrs)
-        writer.finish(shots=shots, features=feats, encoder_name=encoder,
-                      encoder_id=encoder_id, attrs=attrs)
+        writer.finish(
+            shots=shots, features=feats, encoder_name=encoder, encoder_id=encoder_id, attrs=attrs
+        )
     return store

@@ -73,8 +73,12 @@ class QAModel(nn.Module):
         width = config.clip_dim + 2 * config.text_dim
         c1, c2 = config.channels
         self.convs = nn.Sequential(
-            nn.Conv1d(width, c1, 1), nn.ReLU(), nn.Dropout(config.dropout),
-            nn.Conv1d(c1, c2, 1), nn.ReLU(), nn.Dropout(config.dropout),
+            nn.Conv1d(width, c1, 1),
+            nn.ReLU(),
+            nn.Dropout(config.dropout),
+            nn.Conv1d(c1, c2, 1),
+            nn.ReLU(),
+            nn.Dropout(config.dropout),
             nn.Conv1d(c2, 1, 1),
         )
 
@@ -132,22 +136,27 @@ def read_movieqa(path: str | Path) -> list[QAItem]:
     for i, q in enumerate(raw):
         missing = [k for k in ("question", "answers", "imdb_key") if k not in q]
         if missing:
-            raise TrainerError(f"{path}: question {i} lacks {missing}; MovieQA items have "
-                               "qid, question, answers, correct_index, imdb_key, video_clips")
+            raise TrainerError(
+                f"{path}: question {i} lacks {missing}; MovieQA items have "
+                "qid, question, answers, correct_index, imdb_key, video_clips"
+            )
         qid = str(q.get("qid", f"q{i}"))
         prefix = qid.split(":", 1)[0] if ":" in qid else None
-        split = normalize_split(q.get("split") or (prefix if prefix in
-                                ("train", "val", "test") else None), video_id=qid)
+        split = normalize_split(
+            q.get("split") or (prefix if prefix in ("train", "val", "test") else None), video_id=qid
+        )
         correct = q.get("correct_index")
-        items.append(QAItem(
-            qid=qid,
-            question=str(q["question"]),
-            answers=tuple(str(a) for a in q["answers"]),
-            correct=None if correct is None else int(correct),
-            movie=str(q["imdb_key"]),
-            clips=tuple(str(c) for c in q.get("video_clips") or ()),
-            split=split,
-        ))
+        items.append(
+            QAItem(
+                qid=qid,
+                question=str(q["question"]),
+                answers=tuple(str(a) for a in q["answers"]),
+                correct=None if correct is None else int(correct),
+                movie=str(q["imdb_key"]),
+                clips=tuple(str(c) for c in q.get("video_clips") or ()),
+                split=split,
+            )
+        )
     return items
 
 
@@ -164,19 +173,21 @@ class TextEmbedder:
 
         path = Path(path)
         if not path.is_file():
-            raise TrainerError(f"no word-vector file at {path}: pass word2vec-format vectors "
-                               "with --word-vectors")
+            raise TrainerError(
+                f"no word-vector file at {path}: pass word2vec-format vectors with --word-vectors"
+            )
         binary = path.suffix == ".bin" or path.name.endswith(".bin.gz")
         try:
-            self.vectors = KeyedVectors.load_word2vec_format(str(path), binary=binary,
-                                                             limit=limit)
+            self.vectors = KeyedVectors.load_word2vec_format(str(path), binary=binary, limit=limit)
         except (UnicodeDecodeError, ValueError):
             try:
                 self.vectors = KeyedVectors.load_word2vec_format(
-                    str(path), binary=not binary, limit=limit)
+                    str(path), binary=not binary, limit=limit
+                )
             except Exception as exc:
-                raise TrainerError(f"{path} is not a word2vec file (text or binary): "
-                                   f"{exc}") from exc
+                raise TrainerError(
+                    f"{path} is not a word2vec file (text or binary): {exc}"
+                ) from exc
         self.dim = int(self.vectors.vector_size)
         self.unknown = 0  # texts with no known word
 
@@ -211,20 +222,38 @@ class QAData:
         return np.array([i for i, s in enumerate(self.splits) if s == split], dtype=np.int64)
 
     @classmethod
-    def build(cls, store: FeatureStore, encoder: str, items: list[QAItem],
-              embed: Callable[[str], np.ndarray], *, seed: int = 0,
-              progress: bool = True) -> QAData:
+    def build(
+        cls,
+        store: FeatureStore,
+        encoder: str,
+        items: list[QAItem],
+        embed: Callable[[str], np.ndarray],
+        *,
+        seed: int = 0,
+        progress: bool = True,
+    ) -> QAData:
         encoder_id = check_encoder(store, encoder)
         have = set(store.video_ids(encoder=encoder))
         n_answers = max((len(q.answers) for q in items), default=0)
         names = sorted({c for q in items for c in q.clips})
         missing = [c for c in names if clip_id(c) not in have]
         feats: dict[str, np.ndarray] = {}
-        for name in tqdm([c for c in names if clip_id(c) in have], desc="reading clips",
-                         unit="clip", file=sys.stderr, disable=not progress, leave=False):
+        for name in tqdm(
+            [c for c in names if clip_id(c) in have],
+            desc="reading clips",
+            unit="clip",
+            file=sys.stderr,
+            disable=not progress,
+            leave=False,
+        ):
             feats[name] = store.features(clip_id(name), encoder).astype(np.float32)
-        report = {"questions_in_file": len(items), "no_correct_answer": 0, "no_clips": 0,
-                  "clips_all_missing": 0, "other_answer_count": 0}
+        report = {
+            "questions_in_file": len(items),
+            "no_correct_answer": 0,
+            "no_clips": 0,
+            "clips_all_missing": 0,
+            "other_answer_count": 0,
+        }
         kept = []
         for q in items:
             if q.correct is None:
@@ -248,16 +277,22 @@ class QAData:
             if movie_split.get(q.movie) is None:
                 movie_split[q.movie] = q.split
         movie_split = assign_splits(movie_split, seed=seed)
-        clip = np.stack([np.concatenate([feats[c] for c in q.clips if c in feats]).mean(0)
-                         for q in kept])
+        clip = np.stack(
+            [np.concatenate([feats[c] for c in q.clips if c in feats]).mean(0) for q in kept]
+        )
         question = np.stack([embed(q.question) for q in kept])
         answers = np.stack([np.stack([embed(a) for a in q.answers]) for q in kept])
         report.update({"questions": len(kept), "clips": len(names), "clips_missing": len(missing)})
         return cls(
-            torch.from_numpy(clip), torch.from_numpy(question), torch.from_numpy(answers),
+            torch.from_numpy(clip),
+            torch.from_numpy(question),
+            torch.from_numpy(answers),
             torch.tensor([q.correct for q in kept], dtype=torch.long),
             [q.split or movie_split[q.movie] for q in kept],
-            encoder, encoder_id, report, missing,
+            encoder,
+            encoder_id,
+            report,
+            missing,
         )
 
 
@@ -303,15 +338,17 @@ def train(
     if resume and out is not None:
         ckpt = resume_checkpoint(out, KIND, encoder=data.encoder, encoder_id=data.encoder_id)
         if ckpt is not None and _config(ckpt) != config:
-            raise TrainerError(f"{out} holds a QA head of another shape: resume with the "
-                               "same word vectors and encoder")
+            raise TrainerError(
+                f"{out} holds a QA head of another shape: resume with the "
+                "same word vectors and encoder"
+            )
     torch.manual_seed(train_config.seed)
     model = QAModel(config)
     train_clips = data.clip[torch.as_tensor(train_idx)]
-    model.set_clip_stats(train_clips.mean(0),
-                         train_clips.std(0).nan_to_num(1.0).clamp_min(1e-4))
-    optimizer = torch.optim.AdamW(model.parameters(), lr=train_config.lr,
-                                  weight_decay=train_config.weight_decay)
+    model.set_clip_stats(train_clips.mean(0), train_clips.std(0).nan_to_num(1.0).clamp_min(1e-4))
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=train_config.lr, weight_decay=train_config.weight_decay
+    )
     state = LoopState()
     if ckpt is not None:
         model.load_state_dict(ckpt["model"])
@@ -327,17 +364,40 @@ def train(
 
     def save(step: int, state: LoopState) -> None:
         if out is not None:
-            save_checkpoint(out, KIND, {
-                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "config": asdict(config), "train_config": asdict(train_config), "step": step,
-                "encoder": data.encoder, "encoder_id": data.encoder_id,
-            })
+            save_checkpoint(
+                out,
+                KIND,
+                {
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "config": asdict(config),
+                    "train_config": asdict(train_config),
+                    "step": step,
+                    "encoder": data.encoder,
+                    "encoder_id": data.encoder_id,
+                },
+            )
 
     c = train_config
-    loop = LoopConfig(steps=c.steps, lr=c.lr, min_lr=c.min_lr, warmup=c.warmup,
-                      eval_interval=c.eval_interval, desc="train qa")
-    state = run(model, optimizer, loop, get, evaluate=validate, save=save, state=state,
-                progress=progress, log=log)
+    loop = LoopConfig(
+        steps=c.steps,
+        lr=c.lr,
+        min_lr=c.min_lr,
+        warmup=c.warmup,
+        eval_interval=c.eval_interval,
+        desc="train qa",
+    )
+    state = run(
+        model,
+        optimizer,
+        loop,
+        get,
+        evaluate=validate,
+        save=save,
+        state=state,
+        progress=progress,
+        log=log,
+    )
     step = state.step
     test_idx, split = data.indices("test"), "test"
     if not len(test_idx):
@@ -370,4 +430,3 @@ def load_model(path: str, store: FeatureStore, encoder: str) -> tuple[QAModel, d
     model.load_state_dict(ckpt["model"])
     model.eval()
     return model, ckpt
-

@@ -44,8 +44,9 @@ class QuestionConfig:
 
     def __post_init__(self) -> None:
         if self.setting not in SETTINGS:
-            raise TrainerError(f"--setting must be one of {', '.join(SETTINGS)}, "
-                               f"not {self.setting!r}")
+            raise TrainerError(
+                f"--setting must be one of {', '.join(SETTINGS)}, not {self.setting!r}"
+            )
         if self.context < 1 or self.choices < 2 or self.stride < 1 or self.max_per_movie < 0:
             raise TrainerError(
                 "need --context >= 1, --choices >= 2, --stride >= 1 and --max-per-movie >= 0"
@@ -181,8 +182,9 @@ def build_questions(
     if parts:
         cols = [np.concatenate([p[i] for p in parts]).astype(np.int32) for i in range(5)]
     else:
-        cols = [np.zeros((0,) if i in (0, 1, 4) else (0, config.choices), np.int32)
-                for i in range(5)]
+        cols = [
+            np.zeros((0,) if i in (0, 1, 4) else (0, config.choices), np.int32) for i in range(5)
+        ]
     return QuestionSet(
         config=config,
         videos=videos,

@@ -89,8 +89,9 @@ class TagModel(nn.Module):
     def __init__(self, config: TagsConfig) -> None:
         super().__init__()
         if config.method not in METHODS:
-            raise TrainerError(f"--method must be one of {', '.join(METHODS)}, "
-                               f"not {config.method!r}")
+            raise TrainerError(
+                f"--method must be one of {', '.join(METHODS)}, not {config.method!r}"
+            )
         self.config = config
         d, c = config.feature_dim, config.n_genres + config.n_keywords
         self.register_buffer("feature_mean", torch.zeros(d))
@@ -130,10 +131,18 @@ class TagData:
     untagged: int = 0  # videos left out because they carry no tags at all
 
     @classmethod
-    def from_store(cls, store: FeatureStore, encoder: str, *, seed: int = 0,
-                   only: Iterable[str] | None = None, vocab: TagVocab | None = None,
-                   min_keyword_videos: int = MIN_KEYWORD_VIDEOS,
-                   max_keywords: int = MAX_KEYWORDS, progress: bool = True) -> TagData:
+    def from_store(
+        cls,
+        store: FeatureStore,
+        encoder: str,
+        *,
+        seed: int = 0,
+        only: Iterable[str] | None = None,
+        vocab: TagVocab | None = None,
+        min_keyword_videos: int = MIN_KEYWORD_VIDEOS,
+        max_keywords: int = MAX_KEYWORDS,
+        progress: bool = True,
+    ) -> TagData:
         encoder_id = check_encoder(store, encoder)
         ids = store.video_ids(encoder=encoder)
         if only is not None:
@@ -148,15 +157,24 @@ class TagData:
             )
         splits = assign_splits({v: tags[v]["split"] for v in tagged}, seed=seed)
         if vocab is None:
-            vocab = TagVocab.from_videos([tags[v] for v in tagged if splits[v] == "train"],
-                                         min_keyword_videos=min_keyword_videos,
-                                         max_keywords=max_keywords)
+            vocab = TagVocab.from_videos(
+                [tags[v] for v in tagged if splits[v] == "train"],
+                min_keyword_videos=min_keyword_videos,
+                max_keywords=max_keywords,
+            )
         if not vocab.genres and not vocab.keywords:
             raise TrainerError("the training videos carry no tags: nothing to learn")
         table = ShotTable.from_store(store, encoder, tagged, progress=progress)
         labels = torch.from_numpy(np.stack([vocab.encode(tags[v]) for v in tagged]))
-        return cls(table, labels, [splits[v] for v in tagged], vocab, encoder, encoder_id,
-                   len(ids) - len(tagged))
+        return cls(
+            table,
+            labels,
+            [splits[v] for v in tagged],
+            vocab,
+            encoder,
+            encoder_id,
+            len(ids) - len(tagged),
+        )
 
     def indices(self, split: str) -> np.ndarray:
         return np.array([i for i, s in enumerate(self.splits) if s == split], dtype=np.int64)
@@ -193,22 +211,25 @@ def get_batch(
 
 
 @torch.no_grad()
-def predict(model: TagModel, data: TagData, videos: np.ndarray, *, eval_shots: int,
-            batch_size: int = 16) -> np.ndarray:
+def predict(
+    model: TagModel, data: TagData, videos: np.ndarray, *, eval_shots: int, batch_size: int = 16
+) -> np.ndarray:
     """(len(videos), C) tag scores."""
     was_training = model.training
     model.eval()
     out = []
     for start in range(0, len(videos), batch_size):
-        x, mask, _ = get_batch(data, videos[start : start + batch_size], seq_len=eval_shots,
-                               rng=None)
+        x, mask, _ = get_batch(
+            data, videos[start : start + batch_size], seq_len=eval_shots, rng=None
+        )
         out.append(model(x, mask)[0].numpy())
     model.train(was_training)
     return np.concatenate(out) if out else np.zeros((0, data.labels.shape[1]), np.float32)
 
 
-def evaluate(model: TagModel, data: TagData, videos: np.ndarray, *,
-             eval_shots: int = 512) -> dict[str, Any]:
+def evaluate(
+    model: TagModel, data: TagData, videos: np.ndarray, *, eval_shots: int = 512
+) -> dict[str, Any]:
     """recall@3 and MAP for genres and keywords separately, with chance recall@3."""
     scores = predict(model, data, videos, eval_shots=eval_shots)
     labels = data.labels[torch.as_tensor(videos, dtype=torch.long)].numpy()
@@ -254,20 +275,29 @@ def train(
     train_idx, val_idx = data.indices("train"), data.indices("val")
     if not len(train_idx):
         raise TrainerError("no tagged videos in the train split: check the manifest's split column")
-    config = TagsConfig(method=method, feature_dim=data.table.dim, hidden=hidden,
-                        n_genres=len(data.vocab.genres), n_keywords=len(data.vocab.keywords))
+    config = TagsConfig(
+        method=method,
+        feature_dim=data.table.dim,
+        hidden=hidden,
+        n_genres=len(data.vocab.genres),
+        n_keywords=len(data.vocab.keywords),
+    )
     ckpt = None
     if resume and out is not None:
         ckpt = resume_checkpoint(out, KIND, encoder=data.encoder, encoder_id=data.encoder_id)
-        if ckpt is not None and (TagsConfig(**ckpt["config"]) != config
-                                 or _vocab(ckpt) != data.vocab):
-            raise TrainerError(f"{out} holds a {ckpt['config']['method']!r} classifier over "
-                               "other tags or settings: resume with the same ones")
+        if ckpt is not None and (
+            TagsConfig(**ckpt["config"]) != config or _vocab(ckpt) != data.vocab
+        ):
+            raise TrainerError(
+                f"{out} holds a {ckpt['config']['method']!r} classifier over "
+                "other tags or settings: resume with the same ones"
+            )
     torch.manual_seed(train_config.seed)
     model = TagModel(config)
     model.set_feature_stats(*data.table.stats(train_idx.tolist()))
-    optimizer = torch.optim.AdamW(model.parameters(), lr=train_config.lr,
-                                  weight_decay=train_config.weight_decay)
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=train_config.lr, weight_decay=train_config.weight_decay
+    )
     state = LoopState()
     if ckpt is not None:
         model.load_state_dict(ckpt["model"])
@@ -278,23 +308,51 @@ def train(
         if not len(val_idx):
             return {}
         val = evaluate(model, data, val_idx, eval_shots=train_config.eval_shots)
-        return {f"{group}_{name}": val[group][name] for group in ("genres", "keywords")
-                for name in ("recall@3", "map") if val[group][name] is not None}
+        return {
+            f"{group}_{name}": val[group][name]
+            for group in ("genres", "keywords")
+            for name in ("recall@3", "map")
+            if val[group][name] is not None
+        }
 
     def save(step: int, state: LoopState) -> None:
         if out is not None:
-            save_checkpoint(out, KIND, {
-                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "config": asdict(config), "train_config": asdict(train_config), "step": step,
-                "encoder": data.encoder, "encoder_id": data.encoder_id,
-                "genres": list(data.vocab.genres), "keywords": list(data.vocab.keywords),
-            })
+            save_checkpoint(
+                out,
+                KIND,
+                {
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "config": asdict(config),
+                    "train_config": asdict(train_config),
+                    "step": step,
+                    "encoder": data.encoder,
+                    "encoder_id": data.encoder_id,
+                    "genres": list(data.vocab.genres),
+                    "keywords": list(data.vocab.keywords),
+                },
+            )
 
     c = train_config
-    loop = LoopConfig(steps=c.steps, lr=c.lr, min_lr=c.min_lr, warmup=c.warmup,
-                      eval_interval=c.eval_interval, desc=f"train tags ({method})")
-    state = run(model, optimizer, loop, train_batches(data, train_config), evaluate=validate,
-                save=save, state=state, progress=progress, log=log)
+    loop = LoopConfig(
+        steps=c.steps,
+        lr=c.lr,
+        min_lr=c.min_lr,
+        warmup=c.warmup,
+        eval_interval=c.eval_interval,
+        desc=f"train tags ({method})",
+    )
+    state = run(
+        model,
+        optimizer,
+        loop,
+        train_batches(data, train_config),
+        evaluate=validate,
+        save=save,
+        state=state,
+        progress=progress,
+        log=log,
+    )
     test_idx, split = data.indices("test"), "test"
     if not len(test_idx):
         test_idx, split = val_idx, "val"
@@ -303,15 +361,22 @@ def train(
     return model, metrics
 
 
-def score(model: TagModel, data: TagData, videos: np.ndarray, *, split: str,
-          eval_shots: int = 512) -> dict[str, Any]:
+def score(
+    model: TagModel, data: TagData, videos: np.ndarray, *, split: str, eval_shots: int = 512
+) -> dict[str, Any]:
     """The train command's metrics: the issue's two groups, plus what they were scored on."""
     if not len(videos):
         raise TrainerError("no tagged videos in the val or test split to score on")
     res = evaluate(model, data, videos, eval_shots=eval_shots)
-    return {"genres": res["genres"], "keywords": res["keywords"], "method": model.config.method,
-            "split": split, "videos": int(len(videos)), "encoder": data.encoder,
-            "untagged_videos": data.untagged}
+    return {
+        "genres": res["genres"],
+        "keywords": res["keywords"],
+        "method": model.config.method,
+        "split": split,
+        "videos": int(len(videos)),
+        "encoder": data.encoder,
+        "untagged_videos": data.untagged,
+    }
 
 
 def _vocab(ckpt: dict[str, Any]) -> TagVocab:
@@ -326,4 +391,3 @@ def load_model(path: str, store: FeatureStore, encoder: str) -> tuple[TagModel, 
     model.load_state_dict(ckpt["model"])
     model.eval()
     return model, _vocab(ckpt), ckpt
-

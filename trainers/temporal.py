@@ -131,15 +131,17 @@ class NextShotModel(nn.Module):
 MODELS = {"similarity": "LSTM + similarity", "paper": "LSTM (paper)"}
 
 
-def model_config(model: str, *, context: int, feature_dim: int,
-                 hidden: int = TemporalConfig.hidden) -> TemporalConfig:
+def model_config(
+    model: str, *, context: int, feature_dim: int, hidden: int = TemporalConfig.hidden
+) -> TemporalConfig:
     """The configuration of one of ``MODELS`` for m = ``context`` given shots."""
     if model not in MODELS:
         raise TrainerError(f"--model must be one of {', '.join(MODELS)}, not {model!r}")
     if model == "paper":
         return TemporalConfig(feature_dim=feature_dim, hidden=hidden)
-    return TemporalConfig(feature_dim=feature_dim, hidden=hidden, similarity=context,
-                          input_dropout=0.5)
+    return TemporalConfig(
+        feature_dim=feature_dim, hidden=hidden, similarity=context, input_dropout=0.5
+    )
 
 
 SIMILARITY_SCALE = 10.0  # cosines span a narrow range; scaled, the scorer learns fast
@@ -302,16 +304,27 @@ class TemporalData:
             )
         t0 = time.perf_counter()
         table = ShotTable.from_store(store, encoder, qset.videos, progress=progress)
-        return cls(qset, table, QuestionRows.build(qset, table), encoder, encoder_id,
-                   time.perf_counter() - t0)
+        return cls(
+            qset,
+            table,
+            QuestionRows.build(qset, table),
+            encoder,
+            encoder_id,
+            time.perf_counter() - t0,
+        )
 
     def split_rows(self, split: str) -> np.ndarray:
         """Table rows of every shot of one split's movies (cross-movie distractor pool)."""
         if split not in self._split_rows:
             offsets = self.table.offsets
             self._split_rows[split] = np.concatenate(
-                [np.arange(offsets[i], offsets[i + 1]) for i, v in enumerate(self.qset.videos)
-                 if self.qset.splits[v] == split] or [np.zeros(0, np.int64)])
+                [
+                    np.arange(offsets[i], offsets[i + 1])
+                    for i, v in enumerate(self.qset.videos)
+                    if self.qset.splits[v] == split
+                ]
+                or [np.zeros(0, np.int64)]
+            )
         return self._split_rows[split]
 
     @classmethod
@@ -346,9 +359,16 @@ def train_batches(
 
 def loop_config(train_config: TemporalTrainConfig, desc: str = "train temporal") -> LoopConfig:
     c = train_config
-    return LoopConfig(steps=c.steps, lr=c.lr, min_lr=c.min_lr, warmup=c.warmup,
-                      eval_interval=c.eval_interval, keep_best=c.keep_best,
-                      select="accuracy", desc=desc)
+    return LoopConfig(
+        steps=c.steps,
+        lr=c.lr,
+        min_lr=c.min_lr,
+        warmup=c.warmup,
+        eval_interval=c.eval_interval,
+        keep_best=c.keep_best,
+        select="accuracy",
+        desc=desc,
+    )
 
 
 def train(
@@ -372,14 +392,18 @@ def train(
     qset = data.qset
     train_idx, val_idx = qset.indices("train"), qset.indices("val")
     if not len(train_idx):
-        raise TrainerError(f"question set {qset.name!r} has no training questions: "
-                           "the store needs movies in the train split")
+        raise TrainerError(
+            f"question set {qset.name!r} has no training questions: "
+            "the store needs movies in the train split"
+        )
     ckpt = None
     if resume and out is not None:
         ckpt = resume_checkpoint(out, KIND, encoder=data.encoder, encoder_id=data.encoder_id)
         if ckpt is not None and ckpt["questions"] != qset.name:
-            raise TrainerError(f"{out} was trained on questions {ckpt['questions']!r}, "
-                               f"not {qset.name!r}: resume with the same settings")
+            raise TrainerError(
+                f"{out} was trained on questions {ckpt['questions']!r}, "
+                f"not {qset.name!r}: resume with the same settings"
+            )
     torch.manual_seed(train_config.seed)
     model = new_model(model_config, data)
     optimizer = torch.optim.AdamW(
@@ -389,8 +413,9 @@ def train(
     if ckpt is not None:
         model = NextShotModel(_model_config(ckpt))
         model.load_state_dict(ckpt["model"])
-        optimizer = torch.optim.AdamW(model.parameters(), lr=train_config.lr,
-                                      weight_decay=train_config.weight_decay)
+        optimizer = torch.optim.AdamW(
+            model.parameters(), lr=train_config.lr, weight_decay=train_config.weight_decay
+        )
         optimizer.load_state_dict(ckpt["optimizer"])
         step = int(ckpt["step"])
         state = LoopState(step=step, best=float(ckpt.get("best_val", -1.0)), best_step=step)
@@ -406,22 +431,34 @@ def train(
 
     def save(step: int, state: LoopState) -> None:
         if out is not None:
-            save_checkpoint(out, KIND, {
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "config": asdict(model.config),
-                "train_config": asdict(train_config),
-                "step": step,
-                "best_val": state.best if len(val_probe) else -1.0,
-                "encoder": data.encoder,
-                "encoder_id": data.encoder_id,
-                "questions": qset.name,
-                "question_config": asdict(qset.config),
-            })
+            save_checkpoint(
+                out,
+                KIND,
+                {
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "config": asdict(model.config),
+                    "train_config": asdict(train_config),
+                    "step": step,
+                    "best_val": state.best if len(val_probe) else -1.0,
+                    "encoder": data.encoder,
+                    "encoder_id": data.encoder_id,
+                    "questions": qset.name,
+                    "question_config": asdict(qset.config),
+                },
+            )
 
-    state = run(model, optimizer, loop_config(train_config, f"train temporal {qset.name}"),
-                train_batches(data, train_config), evaluate=validate, save=save, state=state,
-                progress=progress, log=log)
+    state = run(
+        model,
+        optimizer,
+        loop_config(train_config, f"train temporal {qset.name}"),
+        train_batches(data, train_config),
+        evaluate=validate,
+        save=save,
+        state=state,
+        progress=progress,
+        log=log,
+    )
     metrics: dict[str, Any] = {
         "setting": qset.config.setting,
         "questions": int(len(train_idx)),
@@ -431,9 +468,13 @@ def train(
     }
     if len(val_idx):
         val = evaluate(model, data.table, data.rows, val_idx)
-        metrics.update({"val_accuracy": val["accuracy"],
-                        "val_baseline_accuracy": val["baseline_accuracy"],
-                        "val_questions": val["questions"]})
+        metrics.update(
+            {
+                "val_accuracy": val["accuracy"],
+                "val_baseline_accuracy": val["baseline_accuracy"],
+                "val_questions": val["questions"],
+            }
+        )
     metrics["chance"] = 1.0 / qset.config.choices
     metrics["skipped_movies"] = len(qset.skipped)
     return model, metrics
@@ -454,8 +495,9 @@ def load_model(path: str, encoder: str, encoder_id: str) -> tuple[NextShotModel,
     return model, ckpt
 
 
-def question_config_for(ckpt: dict[str, Any], setting: str, *, seed: int | None = None,
-                        choices: int | None = None) -> QuestionConfig:
+def question_config_for(
+    ckpt: dict[str, Any], setting: str, *, seed: int | None = None, choices: int | None = None
+) -> QuestionConfig:
     """The test questions matching a checkpoint: its m, n and seed unless overridden."""
     base = dict(ckpt["question_config"])
     base["setting"] = setting
@@ -470,8 +512,10 @@ def score_split(model: NextShotModel, data: TemporalData, *, split: str = "test"
     """The eval command's metrics: model and baseline accuracy on one split's questions."""
     idx = data.qset.indices(split)
     if not len(idx):
-        raise TrainerError(f"question set {data.qset.name!r} has no {split} questions: the "
-                           f"store needs movies in the {split} split")
+        raise TrainerError(
+            f"question set {data.qset.name!r} has no {split} questions: the "
+            f"store needs movies in the {split} split"
+        )
     res = evaluate(model, data.table, data.rows, idx)
     return {
         "setting": data.qset.config.setting,

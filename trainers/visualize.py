@@ -85,7 +85,9 @@ def _seconds(attrs: dict[str, Any], frame: int) -> float | None:
 
 
 def select_videos(
-    scorer: TagScorer, *, manifest: Sequence[str] | None = None,
+    scorer: TagScorer,
+    *,
+    manifest: Sequence[str] | None = None,
     prefixes: Sequence[str] = (),
 ) -> list[str]:
     """The store's videos with the scorer's features, narrowed to a manifest's ids and/or
@@ -101,7 +103,8 @@ def select_videos(
     if not ids:
         chosen = " and ".join(
             ([f"{len(manifest)} manifest ids"] if manifest is not None else [])
-            + ([f"prefix {', '.join(prefixes)}"] if prefixes else []))
+            + ([f"prefix {', '.join(prefixes)}"] if prefixes else [])
+        )
         shown = ", ".join(have[:5]) + (" ..." if len(have) > 5 else "")
         raise TrainerError(
             f"none of the {len(have)} videos with features {scorer.encoder!r} in "
@@ -111,8 +114,9 @@ def select_videos(
     return ids
 
 
-def retrieve(scorer: TagScorer, tag: str, *, top: int = 16,
-             videos: Sequence[str] | None = None) -> list[Hit]:
+def retrieve(
+    scorer: TagScorer, tag: str, *, top: int = 16, videos: Sequence[str] | None = None
+) -> list[Hit]:
     """The ``top`` shots of the store (or of ``videos``) with the highest response to ``tag``."""
     t = scorer.index(tag)
     ids = list(videos) if videos is not None else scorer.store.video_ids(encoder=scorer.encoder)
@@ -169,15 +173,22 @@ def hit_frames(store: FeatureStore, hits: Sequence[Hit]) -> list[np.ndarray]:
     return [f for f in frames if f is not None]
 
 
-def contact_sheet(frames: Sequence[np.ndarray], captions: Sequence[str], out: str | Path, *,
-                  title: str, columns: int = 4) -> Path:
+def contact_sheet(
+    frames: Sequence[np.ndarray],
+    captions: Sequence[str],
+    out: str | Path,
+    *,
+    title: str,
+    columns: int = 4,
+) -> Path:
     """A grid of frames with a caption under each, as a PNG."""
     if not frames:
         raise TrainerError("no shots to show")
     columns = min(columns, len(frames))
     rows = -(-len(frames) // columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(2.6 * columns, 2.6 * rows + 0.6),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        rows, columns, figsize=(2.6 * columns, 2.6 * rows + 0.6), squeeze=False
+    )
     for ax in axes.flat:
         ax.axis("off")
     for ax, frame, caption in zip(axes.flat, frames, captions, strict=False):
@@ -192,9 +203,15 @@ def contact_sheet(frames: Sequence[np.ndarray], captions: Sequence[str], out: st
     return out
 
 
-def write_retrieval(scorer: TagScorer, tag: str, out: str | Path, *, top: int = 16,
-                    json_out: str | Path | None = None,
-                    videos: Sequence[str] | None = None) -> tuple[Path, Path, list[Hit]]:
+def write_retrieval(
+    scorer: TagScorer,
+    tag: str,
+    out: str | Path,
+    *,
+    top: int = 16,
+    json_out: str | Path | None = None,
+    videos: Sequence[str] | None = None,
+) -> tuple[Path, Path, list[Hit]]:
     """Contact sheet PNG and JSON of the ``top`` shots for ``tag`` (among ``videos``, by
     default every video of the store with the scorer's features)."""
     if videos is None:
@@ -202,17 +219,27 @@ def write_retrieval(scorer: TagScorer, tag: str, out: str | Path, *, top: int = 
     hits = retrieve(scorer, tag, top=top, videos=videos)
     frames = hit_frames(scorer.store, hits)
     captions = [
-        f"{h.video} #{h.shot}" + (f" {h.seconds:.1f}s" if h.seconds is not None else "")
+        f"{h.video} #{h.shot}"
+        + (f" {h.seconds:.1f}s" if h.seconds is not None else "")
         + f"\n{h.score:.3f}"
         for h in hits
     ]
-    png = contact_sheet(frames, captions, out,
-                        title=f"top {len(hits)} shots for '{tag}' ({scorer.encoder})")
+    png = contact_sheet(
+        frames, captions, out, title=f"top {len(hits)} shots for '{tag}' ({scorer.encoder})"
+    )
     json_path = Path(json_out) if json_out else png.with_suffix(".json")
-    json_path.write_text(json.dumps({
-        "tag": tag, "encoder": scorer.encoder, "store": scorer.store.url,
-        "videos_searched": len(videos), "hits": [asdict(h) for h in hits],
-    }, indent=2))
+    json_path.write_text(
+        json.dumps(
+            {
+                "tag": tag,
+                "encoder": scorer.encoder,
+                "store": scorer.store.url,
+                "videos_searched": len(videos),
+                "hits": [asdict(h) for h in hits],
+            },
+            indent=2,
+        )
+    )
     return png, json_path, hits
 
 
@@ -251,4 +278,3 @@ def plot_response(scorer: TagScorer, video: str, tags: Sequence[str], out: str |
 
 def open_scorer(store_url: str, checkpoint: str, encoder: str | None) -> TagScorer:
     return TagScorer(checkpoint, open_store(store_url), encoder)
-
