@@ -18,7 +18,22 @@ VideoStatus = Literal["pending", "running", "complete", "failed"]
 class JobRequest(BaseModel):
     """A job to submit. Paths must lie within the server's roots; no command is accepted."""
 
-    model_config = ConfigDict(extra="forbid")
+    # the schema says what submit checks: a named encoder needs a checkpoint, 'random' none
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "anyOf": [
+                {"properties": {"encoder": {"const": "random"}, "checkpoint": {"type": "null"}}},
+                {
+                    "required": ["encoder", "checkpoint"],
+                    "properties": {
+                        "encoder": {"not": {"const": "random"}},
+                        "checkpoint": {"type": "string"},
+                    },
+                },
+            ]
+        },
+    )
 
     manifest: str = Field(
         max_length=PATH_MAX,
