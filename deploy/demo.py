@@ -96,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
             f" --tags-store {trailers} --qa {q(str(data / 'qa.json'))}"
             f" --word-vectors {q(str(data / 'vectors.txt'))} --seed {seed}"
             f" --steps {args.model_steps} --tag-steps {args.model_steps}"
-            f" --qa-steps {args.model_steps} --out {q(str(out / 'report.md'))}{quiet}",
+            f" --out {q(str(out / 'report.md'))}{quiet}",
         ),
     ]
     for title, command in steps:
@@ -160,9 +160,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--input-size", type=int, default=64, help="encoder input (the paper's: 224)"
     )
-    parser.add_argument("--encoder-steps", type=int, default=100)
+    parser.add_argument("--encoder-steps", type=int, default=300)
     parser.add_argument(
-        "--model-steps", type=int, default=300, help="steps of each model the report trains"
+        "--model-steps",
+        type=int,
+        default=300,
+        help="steps of the next-shot and tag models the report trains (the QA head: its default)",
     )
     parser.add_argument("--tag", help="tag to retrieve shots for (default: the first genre)")
     parser.add_argument("--response-tags", help="default: the encoder's first three genres")

@@ -52,7 +52,7 @@ class QAConfig:
 class QATrainConfig:
     """Optimization settings; the defaults train in seconds on CPU."""
 
-    steps: int = 600  # optimizer steps in total (a resumed run continues to this)
+    steps: int = 1000  # optimizer steps in total (a resumed run continues to this)
     batch_size: int = 32  # questions per step
     lr: float = 1e-3  # peak learning rate (AdamW)
     min_lr: float = 1e-4  # learning rate at the end of the cosine decay
