@@ -8,6 +8,7 @@ vocabulary). It is loaded with ``weights_only=True``: no pickled code ever runs.
 from __future__ import annotations
 
 import os
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,31 @@ FORMAT = CHECKPOINT_FORMAT
 def save_checkpoint(path: str | os.PathLike, kind: str, payload: dict[str, Any]) -> None:
     """Write atomically (temp file + rename): an interrupted save leaves the old one."""
     write_checkpoint(path, kind, payload)
+
+
+def training_checkpoint(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    *,
+    config: Any,
+    train_config: Any,
+    step: int,
+    encoder: str,
+    encoder_id: str,
+    **extra: Any,
+) -> dict[str, Any]:
+    """A head trained on stored features: weights, optimizer, configs (dataclasses), step,
+    the encoder whose features it read, and what else its kind needs to be rebuilt."""
+    return {
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "config": asdict(config),
+        "train_config": asdict(train_config),
+        "step": step,
+        "encoder": encoder,
+        "encoder_id": encoder_id,
+        **extra,
+    }
 
 
 def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:

@@ -499,14 +499,7 @@ def train(
         x, y = next(loader)  # the loader draws batch `step` (its sampler starts there)
         return x.to(dev, non_blocking=True), y.to(dev, non_blocking=True)
 
-    loop = LoopConfig(
-        steps=config.steps,
-        lr=config.lr,
-        min_lr=config.lr * config.min_lr_frac,
-        warmup=config.warmup,
-        eval_interval=config.eval_interval,
-        desc="train encoder",
-    )
+    loop = LoopConfig.of(config, "train encoder", min_lr=config.lr * config.min_lr_frac)
     loop_state = run(
         model,
         optimizer,

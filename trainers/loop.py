@@ -42,6 +42,14 @@ class LoopConfig:
     select: str | None = None  # the evaluate() key that "best" maximises (keep_best needs it)
     desc: str = "train"  # progress bar label
 
+    @classmethod
+    def of(cls, train_config: Any, desc: str, **overrides: Any) -> LoopConfig:
+        """The loop settings a trainer's config names alike (steps, lr, min_lr, warmup,
+        eval_interval), with ``overrides`` for what it names otherwise."""
+        shared = ("steps", "lr", "min_lr", "warmup", "eval_interval")
+        found = {k: getattr(train_config, k) for k in shared if hasattr(train_config, k)}
+        return cls(**{**found, "desc": desc, **overrides})
+
 
 @dataclass
 class LoopState:

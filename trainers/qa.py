@@ -13,7 +13,7 @@ import json
 import re
 import sys
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ from .checkpoint import (
     load_checkpoint,
     resume_checkpoint,
     save_checkpoint,
+    training_checkpoint,
 )
 from .data import TrainerError, assign_splits, check_encoder, normalize_split
 from .loop import LoopConfig, LoopState, run
@@ -364,29 +365,18 @@ def train(
 
     def save(step: int, state: LoopState) -> None:
         if out is not None:
-            save_checkpoint(
-                out,
-                KIND,
-                {
-                    "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "config": asdict(config),
-                    "train_config": asdict(train_config),
-                    "step": step,
-                    "encoder": data.encoder,
-                    "encoder_id": data.encoder_id,
-                },
+            payload = training_checkpoint(
+                model,
+                optimizer,
+                config=config,
+                train_config=train_config,
+                step=step,
+                encoder=data.encoder,
+                encoder_id=data.encoder_id,
             )
+            save_checkpoint(out, KIND, payload)
 
-    c = train_config
-    loop = LoopConfig(
-        steps=c.steps,
-        lr=c.lr,
-        min_lr=c.min_lr,
-        warmup=c.warmup,
-        eval_interval=c.eval_interval,
-        desc="train qa",
-    )
+    loop = LoopConfig.of(train_config, "train qa")
     state = run(
         model,
         optimizer,

@@ -14,7 +14,7 @@ Metrics, for genres and keywords separately: recall@3 and mean average precision
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -28,6 +28,7 @@ from .checkpoint import (
     load_checkpoint,
     resume_checkpoint,
     save_checkpoint,
+    training_checkpoint,
 )
 from .data import ShotTable, TrainerError, assign_splits, check_encoder, video_tags
 from .loop import Batch, LoopConfig, LoopState, run
@@ -317,31 +318,20 @@ def train(
 
     def save(step: int, state: LoopState) -> None:
         if out is not None:
-            save_checkpoint(
-                out,
-                KIND,
-                {
-                    "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "config": asdict(config),
-                    "train_config": asdict(train_config),
-                    "step": step,
-                    "encoder": data.encoder,
-                    "encoder_id": data.encoder_id,
-                    "genres": list(data.vocab.genres),
-                    "keywords": list(data.vocab.keywords),
-                },
+            payload = training_checkpoint(
+                model,
+                optimizer,
+                config=config,
+                train_config=train_config,
+                step=step,
+                encoder=data.encoder,
+                encoder_id=data.encoder_id,
+                genres=list(data.vocab.genres),
+                keywords=list(data.vocab.keywords),
             )
+            save_checkpoint(out, KIND, payload)
 
-    c = train_config
-    loop = LoopConfig(
-        steps=c.steps,
-        lr=c.lr,
-        min_lr=c.min_lr,
-        warmup=c.warmup,
-        eval_interval=c.eval_interval,
-        desc=f"train tags ({method})",
-    )
+    loop = LoopConfig.of(train_config, f"train tags ({method})")
     state = run(
         model,
         optimizer,

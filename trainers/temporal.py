@@ -24,6 +24,7 @@ from .checkpoint import (
     load_checkpoint,
     resume_checkpoint,
     save_checkpoint,
+    training_checkpoint,
 )
 from .data import ShotTable, TrainerError, check_encoder
 from .loop import LoopConfig, LoopState, run
@@ -358,17 +359,7 @@ def train_batches(
 
 
 def loop_config(train_config: TemporalTrainConfig, desc: str = "train temporal") -> LoopConfig:
-    c = train_config
-    return LoopConfig(
-        steps=c.steps,
-        lr=c.lr,
-        min_lr=c.min_lr,
-        warmup=c.warmup,
-        eval_interval=c.eval_interval,
-        keep_best=c.keep_best,
-        select="accuracy",
-        desc=desc,
-    )
+    return LoopConfig.of(train_config, desc, keep_best=train_config.keep_best, select="accuracy")
 
 
 def train(
@@ -431,22 +422,19 @@ def train(
 
     def save(step: int, state: LoopState) -> None:
         if out is not None:
-            save_checkpoint(
-                out,
-                KIND,
-                {
-                    "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "config": asdict(model.config),
-                    "train_config": asdict(train_config),
-                    "step": step,
-                    "best_val": state.best if len(val_probe) else -1.0,
-                    "encoder": data.encoder,
-                    "encoder_id": data.encoder_id,
-                    "questions": qset.name,
-                    "question_config": asdict(qset.config),
-                },
+            payload = training_checkpoint(
+                model,
+                optimizer,
+                config=model.config,
+                train_config=train_config,
+                step=step,
+                encoder=data.encoder,
+                encoder_id=data.encoder_id,
+                best_val=state.best if len(val_probe) else -1.0,
+                questions=qset.name,
+                question_config=asdict(qset.config),
             )
+            save_checkpoint(out, KIND, payload)
 
     state = run(
         model,
