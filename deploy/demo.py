@@ -160,7 +160,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--input-size", type=int, default=64, help="encoder input (the paper's: 224)"
     )
-    parser.add_argument("--encoder-steps", type=int, default=300)
+    parser.add_argument("--encoder-steps", type=int, default=400)
     parser.add_argument(
         "--model-steps",
         type=int,

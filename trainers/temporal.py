@@ -41,7 +41,7 @@ class TemporalConfig:
     hidden: int = 256  # LSTM state size (paper: 256)
     conv_channels: tuple[int, ...] = (256, 64)  # widths of the 1x1 convs before the score
     dropout: float = 0.1  # dropout after each hidden 1x1 conv
-    input_dropout: float = 0.0  # dropout on the standardized shot features (regularizer)
+    input_dropout: float = 0.0  # dropout of feature channels, per question (regularizer)
     # Beyond the paper: a second, small scorer sees each candidate's cosine to every given
     # shot and to their mean (m + 1 numbers) and adds its score to the paper's. Rules such as
     # "the shot two back returns" hold in every film, so this part generalises from few
@@ -92,11 +92,22 @@ class NextShotModel(nn.Module):
             # similarity rules, which generalise, and adds what the full features know
             self.gate = nn.Parameter(torch.zeros(()))
         self.dropout = nn.Dropout(config.dropout)
-        self.input_dropout = nn.Dropout(config.input_dropout)
 
     def set_feature_stats(self, mean: torch.Tensor, std: torch.Tensor) -> None:
         self.feature_mean.copy_(mean)
         self.feature_std.copy_(std)
+
+    def _drop_channels(
+        self, context: torch.Tensor, candidates: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Input dropout of whole feature channels, the same ones for every shot of a
+        question: cosines between its shots stay comparable (a random subspace), and one
+        draw per channel instead of per value makes it 40x cheaper on CPU."""
+        p = self.config.input_dropout
+        if not (self.training and p > 0):
+            return context, candidates
+        keep = torch.empty_like(context[:, :1]).bernoulli_(1 - p) / (1 - p)  # B x 1 x D
+        return context * keep, candidates * keep
 
     def forward(
         self,
@@ -107,13 +118,14 @@ class NextShotModel(nn.Module):
         h = self.config.hidden
         context = (context - self.feature_mean) / self.feature_std  # B x m x D
         candidates = (candidates - self.feature_mean) / self.feature_std  # B x n x D
-        _, (state, _) = self.lstm(self.input_dropout(context))  # 1 x B x H
+        context, candidates = self._drop_channels(context, candidates)
+        _, (state, _) = self.lstm(context)  # 1 x B x H
         # First 1x1 conv over [state; candidate] (B x (H + D) x n), computed as W_s state +
         # W_c candidate: the same numbers without building the repeated n x 1280 input,
         # and the state's part once per question instead of once per candidate.
         first = self.convs[0]
         weight = first.weight.squeeze(2)  # C1 x (H + D)
-        x = F.linear(self.input_dropout(candidates), weight[:, h:], first.bias)  # B x n x C1
+        x = F.linear(candidates, weight[:, h:], first.bias)  # B x n x C1
         x = x + F.linear(state[-1], weight[:, :h])[:, None, :]  # B x n x C1
         for conv in self.convs[1:]:
             x = self.dropout(F.relu(x))
