@@ -122,11 +122,10 @@ def test_chain_runs_end_to_end_on_a_few_movies(tmp_path: Path, capsys) -> None:
 @pytest.mark.timeout(3600)
 @pytest.mark.parametrize("seed", [7, 8])
 def test_demo_shows_the_papers_findings(tmp_path: Path, seed: int) -> None:
-    """The default demo (about 10 minutes on 2 cores): the findings that held at every seed
-    measured (4-9; the recipe was chosen on 1-6), with the report's own numbers.
-    The issue's stricter tag margin (+0.05) and QA order are checked by
-    ../shared/tools/check_report.py; they held at some seeds only (README). Nothing here
-    picks a seed, a test question or a checkpoint."""
+    """The default demo (about 10 minutes on 2 cores): every target of the findings issue,
+    with the report's own numbers, at two of the seeds measured with the final recipe (7, 8
+    and 9 met them all; the recipe was chosen on 1-6). Nothing here picks a seed, a test
+    question or a checkpoint: the demo trains on train and scores the test split once."""
     assert main(["demo", "--out", str(tmp_path), "--seed", str(seed), "--quiet"]) == 0
     report = json.loads((tmp_path / "report.json").read_text())
     print(json.dumps({k: report[k] for k in ("temporal", "qa")}))
@@ -141,7 +140,6 @@ def test_demo_shows_the_papers_findings(tmp_path: Path, seed: int) -> None:
     assert min(random_tags["videos"], trained_tags["videos"]) >= 24
     for metric in ("recall@3", "map"):
         gain = trained_tags["genres"][metric] - random_tags["genres"][metric]
-        assert gain > 0, (metric, gain)
+        assert gain >= 0.05, (metric, gain)
     assert trained_tags["keywords"]["map"] > report["chance"]["keywords_map"]
-    for encoder in ("random", "trailers"):  # both well above chance (0.2) at every seed
-        assert report["qa"][encoder]["accuracy"] >= 0.3, report["qa"]
+    assert report["qa"]["trailers"]["accuracy"] >= report["qa"]["random"]["accuracy"]
